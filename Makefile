@@ -1,0 +1,50 @@
+# The course's commands. `make lab` and `make test` set up their own environment (.venv) first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# nbgrader runs `alembic` from PATH, so the environment's bin/ goes first.
+export PATH := $(BIN):$(PATH)
+STAMP := $(VENV)/.installed
+ASSIGNMENT ?= 01_parameterized_functions
+PYTEST_ARGS ?=
+
+.PHONY: lab test setup release autograde feedback grades progress lint bench clean
+
+## make lab: open the course in JupyterLab (creates .venv on first use)
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+## make test: the whole test suite (creates .venv on first use)
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadscope --nbval-lax tests solutions $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e ".[dev]"
+	touch $@
+
+## Instructor workflow (see README): run from the repository root.
+release: $(STAMP)
+	cd autograder && $(BIN)/nbgrader generate_assignment --force $(ASSIGNMENT)
+
+autograde: $(STAMP)
+	$(BIN)/python autograder/grade.py $(ASSIGNMENT)
+
+feedback: $(STAMP)
+	cd autograder && $(BIN)/nbgrader generate_feedback $(ASSIGNMENT)
+
+grades: $(STAMP)
+	cd autograder && $(BIN)/nbgrader export --to ../grades.csv
+
+progress: $(STAMP)
+	$(BIN)/python -m primer.progress notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check primer tests autograder solutions
+
+clean:
+	rm -rf $(VENV)

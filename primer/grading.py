@@ -1,0 +1,412 @@
+"""The grading contract: a check runs a learner's object on seeded cases and explains failures.
+
+A `Check` is a pure description (DESIGN.md, "tamper resistance"): `cases(generator)` makes the
+inputs, `run(obj, case)` calls an object on one case and returns plain outputs, and the outputs of
+the learner's object are compared with those of `reference` (torch, or a derivation). Hints are
+objects that implement a known mistake: when the learner's outputs match a hint's outputs, the
+failure names the mistake.
+
+`evaluate()` never raises for anything the learner did; `check()` is the one-line notebook form
+that prints a pass or raises `CheckFailed` with the explanation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import numbers
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+VISIBLE_SEED = 0
+# Hidden test cells use PRIMER_GRADING_SEED, which the autograder sets (autograder/
+# nbgrader_config.py). A learner who runs a hidden cell at home gets this other seed instead.
+HOME_HIDDEN_SEED = 20240917
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class CheckFailed(AssertionError):
+    """A check failed; the message says what to fix. Shown without a course-package traceback."""
+
+    def _render_traceback_(self):  # IPython shows this instead of the traceback
+        return [f"\x1b[31mCheckFailed\x1b[0m: {self}"]
+
+
+class LearnerTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input to an exercise: a label for messages, and what `run` passes to the object."""
+
+    label: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """An object that implements a known mistake, and the sentence that names it."""
+
+    mistake: Any
+    message: str
+
+
+def call(obj, case: Case):
+    """The default `run`: call the object with the case's arguments."""
+    return obj(*case.args, **case.kwargs)
+
+
+@dataclass(frozen=True)
+class Check:
+    exercise: str  # the name the learner defines, e.g. "cross_entropy"
+    name: str  # the property checked, e.g. "stable"
+    what: str  # one line: what this check verifies
+    cases: Callable[[torch.Generator], list[Case]]
+    reference: Any  # same kind of object as the learner's (function, class, ...)
+    run: Callable[[Any, Case], Any] = call
+    rtol: float | None = None  # None: torch.testing.assert_close's default for the dtype
+    atol: float | None = None
+    exact: bool = False  # bitwise equality (NaN equals NaN)
+    check_dtype: bool = True
+    hints: tuple[Hint, ...] = ()
+    timeout: float = 20.0  # seconds per case for the learner's object
+
+    @property
+    def key(self) -> str:
+        return f"{self.exercise}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Result:
+    key: str
+    passed: bool
+    message: str  # first line: the summary; following lines: the details
+    warnings: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- registry
+
+REGISTRY: dict[str, Check] = {}
+
+
+def register(*checks: Check) -> None:
+    for spec in checks:
+        if spec.key in REGISTRY:
+            raise ValueError(f"check {spec.key!r} is registered twice")
+        REGISTRY[spec.key] = spec
+
+
+def get_check(key: str) -> Check:
+    from primer import exercises  # noqa: F401  (importing registers every assignment's checks)
+
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        close = [k for k in REGISTRY if k.split(".")[0] == key.split(".")[0]]
+        raise KeyError(f"no check named {key!r}; checks for this exercise: {close}") from None
+
+
+def checks_for(exercise: str) -> list[Check]:
+    from primer import exercises  # noqa: F401
+
+    return [c for c in REGISTRY.values() if c.exercise == exercise]
+
+
+def grading_seed() -> int:
+    return int(os.environ.get("PRIMER_GRADING_SEED", HOME_HIDDEN_SEED))
+
+
+# --------------------------------------------------------------------------- running
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Interrupt learner code that runs longer than `seconds` (main thread, POSIX only)."""
+    usable = (
+        seconds
+        and hasattr(signal, "SIGALRM")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise LearnerTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _fresh(case: Case) -> Case:
+    """A deep copy, so that a learner who modifies an input in place cannot change the reference."""
+    try:
+        return copy.deepcopy(case)
+    except Exception:
+        return case
+
+
+def _run_learner(spec: Check, obj, case: Case):
+    """Run the learner's object; warnings and stderr go to the returned notes, not to stderr."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout):
+        warnings.simplefilter("always")
+        with _deadline(spec.timeout):
+            output = spec.run(obj, _fresh(case))
+    for w in caught:
+        notes.append(f"{w.category.__name__}: {w.message}")
+    return output, notes
+
+
+def _learner_location(exc: BaseException) -> str:
+    """The innermost traceback line that is the learner's code (not the course package, not torch)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    library_roots = (_PACKAGE_DIR, os.path.dirname(torch.__file__), os.path.dirname(os.__file__))
+    learner = [f for f in frames if not f.filename.startswith(library_roots)]
+    if not learner:
+        return ""
+    f = learner[-1]
+    where = "your code" if ("ipykernel" in f.filename or f.filename.startswith("<")) else f.filename
+    return f"\n  at line {f.lineno} of {where}: {f.line}"
+
+
+def evaluate(spec: Check, obj, seed: int = VISIBLE_SEED) -> Result:
+    """Run one check. Never raises because of the learner's object."""
+    cases = spec.cases(torch.Generator().manual_seed(seed))
+    notes: list[str] = []
+    for case in cases:
+        expected = spec.run(spec.reference, _fresh(case))
+        head = f"✗ {spec.key}, case {case.label!r}"
+        try:
+            actual, case_notes = _run_learner(spec, obj, case)
+            notes += case_notes
+        except NotImplementedError as exc:
+            if not str(exc):
+                return Result(
+                    spec.key,
+                    False,
+                    f"✗ {spec.key}: {spec.exercise} is not implemented yet. Replace "
+                    "`raise NotImplementedError()` in its cell with your code, run that cell, "
+                    "then run this one again.",
+                )
+            return Result(spec.key, False, f"{head}: your code raised NotImplementedError: "
+                          f"{exc}{_learner_location(exc)}")
+        except LearnerTimeout:
+            return Result(spec.key, False, f"{head}: did not finish within {spec.timeout:g} s. "
+                          "Is there a loop that never ends?")
+        except RecursionError as exc:
+            return Result(spec.key, False, f"{head}: RecursionError (maximum recursion depth). "
+                          f"Deep graphs need an iterative traversal.{_learner_location(exc)}")
+        except Exception as exc:
+            return Result(spec.key, False, f"{head}: your code raised {type(exc).__name__}: "
+                          f"{_first_line(exc)}{_learner_location(exc)}")
+        problem = compare(actual, expected, spec)
+        if problem is not None:
+            message = f"{head}: {problem}"
+            hint = _matching_hint(spec, case, actual, expected)
+            if hint:
+                message += f"\n  Hint: {hint}"
+            return Result(spec.key, False, message, tuple(notes))
+    message = f"✓ {spec.key}: {spec.what} ({len(cases)} case{'s' * (len(cases) != 1)})"
+    return Result(spec.key, True, message, tuple(notes))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+def _matching_hint(spec: Check, case: Case, actual, expected) -> str | None:
+    for hint in spec.hints:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mistaken = spec.run(hint.mistake, _fresh(case))
+        except Exception:
+            continue
+        # A hint only counts when the mistake really differs from the reference on this case.
+        if compare(mistaken, expected, spec) is not None and compare(actual, mistaken, spec) is None:
+            return hint.message
+    return None
+
+
+def check(key: str, obj, *, hidden: bool = False, seed: int | None = None) -> Result:
+    """The notebook's test cell: `check("cross_entropy.stable", cross_entropy)`.
+
+    Prints a line when the check passes; raises CheckFailed with the explanation when it fails.
+    `hidden=True` draws the inputs from the grading seed (fresh inputs at grading time).
+    """
+    __tracebackhide__ = True
+    spec = get_check(key)
+    if seed is None:
+        seed = grading_seed() if hidden else VISIBLE_SEED
+    result = evaluate(spec, obj, seed)
+    for note in result.warnings[:3]:
+        print(f"  note (costs no points): your code warned {note}")
+    if not result.passed:
+        raise CheckFailed(result.message)
+    print(result.message)
+    return None
+
+
+# --------------------------------------------------------------------------- comparing
+
+def _describe(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"tensor of shape {tuple(x.shape)}, {str(x.dtype).replace('torch.', '')}"
+    if isinstance(x, np.ndarray):
+        return f"numpy array of shape {x.shape}, {x.dtype}"
+    if x is None:
+        return "None"
+    return f"{type(x).__name__} {x!r}" if isinstance(x, numbers.Number) else type(x).__name__
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def compare(actual, expected, spec: Check, path: str = "") -> str | None:
+    """None when `actual` matches `expected`; otherwise one explanation (a few lines)."""
+    where = f" in output{path}" if path else ""
+    if actual is None and expected is not None:
+        return f"your code returned None{where} (is a `return` missing?); expected {_describe(expected)}"
+    if isinstance(expected, torch.Tensor):
+        return _compare_tensor(actual, expected, spec, where)
+    if isinstance(expected, bool):
+        if actual != expected:
+            return f"expected {expected}{where}, got {actual!r}"
+        return None
+    if isinstance(expected, numbers.Integral):
+        if isinstance(actual, torch.Tensor) and actual.numel() == 1:
+            actual = actual.item()
+        if not isinstance(actual, numbers.Number) or actual != expected:
+            return f"expected {expected:,}{where}, got {actual!r}"
+        return None
+    if isinstance(expected, numbers.Real):
+        if isinstance(actual, torch.Tensor) and actual.numel() == 1:
+            actual = actual.item()
+        if not isinstance(actual, numbers.Real):
+            return f"expected a number{where}, got {_describe(actual)}"
+        rtol = spec.rtol if spec.rtol is not None else 1e-7
+        atol = spec.atol if spec.atol is not None else 1e-7
+        if math.isnan(expected) and math.isnan(actual):
+            return None
+        if not math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol) and actual != expected:
+            return (f"expected {_fmt(expected)}{where}, got {_fmt(actual)} "
+                    f"(error {_fmt(abs(actual - expected))}, tolerance rtol={rtol:g}, atol={atol:g})")
+        return None
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(actual, (tuple, list)):
+            return (f"expected a {type(expected).__name__} of {len(expected)} items{where}, "
+                    f"got {_describe(actual)}")
+        if len(actual) != len(expected):
+            return f"expected {len(expected)} items{where}, got {len(actual)}"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            problem = compare(a, e, spec, f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"expected a dict with keys {sorted(expected)}{where}, got {_describe(actual)}"
+        missing, extra = set(expected) - set(actual), set(actual) - set(expected)
+        if missing:
+            return f"missing key(s) {sorted(missing)}{where}"
+        if extra:
+            return f"unexpected key(s) {sorted(extra)}{where}"
+        for k in expected:
+            problem = compare(actual[k], expected[k], spec, f"{path}[{k!r}]")
+            if problem:
+                return problem
+        return None
+    if actual != expected:
+        return f"expected {expected!r}{where}, got {actual!r}"
+    return None
+
+
+def _compare_tensor(actual, expected: torch.Tensor, spec: Check, where: str) -> str | None:
+    if isinstance(actual, np.ndarray):
+        actual = torch.from_numpy(actual)
+    if not isinstance(actual, torch.Tensor):
+        return f"expected {_describe(expected)}{where}, got {_describe(actual)}"
+    actual, expected = actual.detach(), expected.detach()
+    if actual.shape != expected.shape:
+        return (f"wrong shape{where}\n  expected: {_describe(expected)}\n"
+                f"  got:      {_describe(actual)}")
+    if spec.check_dtype and actual.dtype != expected.dtype:
+        return (f"wrong dtype{where}\n  expected: {_describe(expected)}\n"
+                f"  got:      {_describe(actual)}")
+    if actual.dtype != expected.dtype:
+        actual = actual.to(expected.dtype)
+    if spec.exact:
+        if _bitwise_equal(actual, expected):
+            return None
+        bad = _bitwise_mismatch(actual, expected)
+        return _mismatch_report(actual, expected, bad, where, "bitwise equality")
+    try:
+        torch.testing.assert_close(actual, expected, rtol=spec.rtol, atol=spec.atol,
+                                   equal_nan=True, check_dtype=False)
+        return None
+    except AssertionError:
+        pass
+    rtol, atol = _tolerances(expected, spec)
+    if expected.dtype.is_floating_point or expected.is_complex():
+        a64, e64 = actual.to(torch.float64), expected.to(torch.float64)
+        close = torch.isclose(a64, e64, rtol=rtol, atol=atol, equal_nan=True)
+        bad = ~close
+    else:
+        bad = actual != expected
+    return _mismatch_report(actual, expected, bad, where, f"rtol={rtol:g}, atol={atol:g}")
+
+
+def _tolerances(expected: torch.Tensor, spec: Check) -> tuple[float, float]:
+    if spec.rtol is not None and spec.atol is not None:
+        return spec.rtol, spec.atol
+    defaults = {torch.float16: (1e-3, 1e-5), torch.bfloat16: (1.6e-2, 1e-5),
+                torch.float32: (1.3e-6, 1e-5), torch.float64: (1e-7, 1e-7)}
+    rtol, atol = defaults.get(expected.dtype, (0.0, 0.0))
+    return (spec.rtol if spec.rtol is not None else rtol, spec.atol if spec.atol is not None else atol)
+
+
+def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(_bitwise_mismatch(a, b).sum() == 0)
+
+
+def _bitwise_mismatch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.dtype.is_floating_point:
+        both_nan = torch.isnan(a) & torch.isnan(b)
+        int_dtype = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+        differ = a.contiguous().view(int_dtype) != b.contiguous().view(int_dtype)
+        return differ & ~both_nan
+    return a != b
+
+
+def _mismatch_report(actual, expected, bad: torch.Tensor, where: str, tolerance: str) -> str:
+    n_bad, n = int(bad.sum()), bad.numel()
+    a64 = actual.to(torch.float64) if actual.dtype != torch.bool else actual.double()
+    e64 = expected.to(torch.float64) if expected.dtype != torch.bool else expected.double()
+    err = (a64 - e64).abs()
+    err = torch.where(torch.isnan(err), torch.full_like(err, math.inf), err)
+    err = torch.where(bad, err, torch.full_like(err, -1.0))
+    flat = int(torch.argmax(err.reshape(-1))) if n else 0
+    index = tuple(int(i) for i in np.unravel_index(flat, tuple(expected.shape))) if expected.dim() else ()
+    exp_v, act_v = e64.reshape(-1)[flat].item(), a64.reshape(-1)[flat].item()
+    return (f"values differ{where}: {n_bad} of {n} element{'s' * (n != 1)} outside tolerance "
+            f"({tolerance})\n  largest error {_fmt(abs(act_v - exp_v))} at index {index}: "
+            f"expected {_fmt(exp_v)}, got {_fmt(act_v)}  [{_describe(expected)}]")

@@ -1,0 +1,60 @@
+"""Implementations a learner might write, used to test the graders (DESIGN.md, contract item 6).
+
+One module per assignment, named like its spec module in primer/exercises/. In it:
+
+    @mutant("cross_entropy", hint="log-sum-exp")   # wrong: must fail at least one check, and
+    def ce_without_max(...): ...                  # the failure must mention `hint` if given
+
+    @alternative("cross_entropy")                 # right but written differently: must pass
+    def ce_with_logsumexp(...): ...
+
+The decorated function or class is what the learner would define under the exercise's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Variant:
+    assignment: str  # module name, e.g. "a01_parameterized_functions"
+    exercise: str
+    obj: Any
+    correct: bool
+    hint: str | None = None  # a substring the failure message must contain
+    fails: tuple[str, ...] = ()  # check names that must fail (default: at least one)
+
+    @property
+    def id(self) -> str:
+        return f"{self.exercise}-{getattr(self.obj, '__name__', 'obj')}"
+
+
+VARIANTS: list[Variant] = []
+
+
+def _module_name(obj) -> str:
+    return obj.__module__.rsplit(".", 1)[-1]
+
+
+def mutant(exercise: str, hint: str | None = None, fails: tuple[str, ...] = ()):
+    def register(obj):
+        VARIANTS.append(Variant(_module_name(obj), exercise, obj, False, hint, fails))
+        return obj
+    return register
+
+
+def alternative(exercise: str):
+    def register(obj):
+        VARIANTS.append(Variant(_module_name(obj), exercise, obj, True))
+        return obj
+    return register
+
+
+def load_all() -> list[Variant]:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return VARIANTS

@@ -1,0 +1,58 @@
+"""The three package lists (pyproject.toml for pip, environment.yml for conda, binder/ for
+Binder) name the same packages at the same versions."""
+
+import re
+import tomllib
+
+import yaml
+
+from tests.helpers import REPO
+
+CONDA_TO_PIP = {"pytorch-cpu": "torch"}
+
+
+def pip_pins() -> dict[str, str]:
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {}
+    for dep in deps:
+        name, version = re.fullmatch(r"([\w.-]+)==([\w.]+)", dep).groups()
+        pins[name.lower()] = version
+    return pins
+
+
+def conda_pins(path) -> dict[str, str]:
+    env = yaml.safe_load(path.read_text())
+    assert isinstance(env["dependencies"], list)
+    pins = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict) or dep in ("pip",):
+            continue
+        match = re.fullmatch(r"([\w.-]+)=([\w.]+)", dep)
+        assert match, f"{path.name}: {dep!r} is not pinned as name=version"
+        name, version = match.groups()
+        pins[CONDA_TO_PIP.get(name, name).lower()] = version
+    return pins
+
+
+def test_pyproject_pins_every_dependency_exactly():
+    assert pip_pins()["torch"] == "2.13.0"
+
+
+def test_environment_yml_agrees_with_pip_pins():
+    conda = conda_pins(REPO / "environment.yml")
+    assert conda.pop("python") == "3.11"
+    assert conda == pip_pins()
+
+
+def test_binder_environment_agrees_with_pip_pins():
+    conda = conda_pins(REPO / "binder" / "environment.yml")
+    assert conda.pop("python") == "3.11"
+    assert conda == pip_pins()
+
+
+def test_lock_file_agrees_with_pyproject():
+    lock = dict(line.strip().split("==") for line in (REPO / "requirements-lock.txt").read_text().splitlines()
+                if "==" in line)
+    lock = {k.lower(): v for k, v in lock.items()}
+    for name, version in pip_pins().items():
+        assert lock[name] == version, name

@@ -1,0 +1,89 @@
+"""Every exercise's checks, in process (DESIGN.md contract item 6): the solution passes, the
+released stub fails saying it is not implemented, every mutant fails (naming its mistake when
+it is a known one), every alternative correct implementation passes; on visible and hidden seeds.
+"""
+
+import pytest
+
+from primer import notebooks
+from primer.grading import REGISTRY, checks_for, evaluate, get_check
+from tests.helpers import (
+    ASSIGNMENTS,
+    exercises_in,
+    release_namespace,
+    solution_namespace,
+    solution_notebook,
+    spec_module,
+)
+from tests.mutants import load_all
+
+SEEDS = [0, 1, 2024]  # the visible seed and two stand-ins for grading seeds
+VARIANTS = load_all()
+EXERCISES = [(a, e) for a in ASSIGNMENTS for e in exercises_in(a)]
+
+
+def _ids(pairs):
+    return [f"{a[:2]}-{e}" for a, e in pairs]
+
+
+@pytest.mark.parametrize("assignment,exercise", EXERCISES, ids=_ids(EXERCISES))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_solution_passes(assignment, exercise, seed):
+    solution = solution_namespace(assignment)[exercise]
+    for spec in checks_for(exercise):
+        result = evaluate(spec, solution, seed)
+        assert result.passed, result.message
+
+
+@pytest.mark.parametrize("assignment,exercise", EXERCISES, ids=_ids(EXERCISES))
+def test_released_stub_says_not_implemented(assignment, exercise):
+    stub = release_namespace(assignment)[exercise]
+    for spec in checks_for(exercise):
+        result = evaluate(spec, stub)
+        assert not result.passed
+        assert "not implemented yet" in result.message.splitlines()[0], result.message
+
+
+MUTANTS = [v for v in VARIANTS if not v.correct]
+ALTERNATIVES = [v for v in VARIANTS if v.correct]
+
+
+@pytest.mark.parametrize("variant", MUTANTS, ids=[v.id for v in MUTANTS])
+def test_mutant_fails(variant):
+    specs = checks_for(variant.exercise)
+    failures = {s.name: evaluate(s, variant.obj) for s in specs}
+    failed = {name: r for name, r in failures.items() if not r.passed}
+    assert failed, f"mutant {variant.id} passes every check of {variant.exercise}"
+    for name in variant.fails:
+        assert name in failed, f"mutant {variant.id} should fail {variant.exercise}.{name}"
+    if variant.hint:
+        messages = "\n".join(r.message for r in failed.values())
+        assert variant.hint in messages, f"expected the hint {variant.hint!r} in:\n{messages}"
+
+
+@pytest.mark.parametrize("variant", ALTERNATIVES, ids=[v.id for v in ALTERNATIVES])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_alternative_passes(variant, seed):
+    for spec in checks_for(variant.exercise):
+        result = evaluate(spec, variant.obj, seed)
+        assert result.passed, result.message
+
+
+@pytest.mark.parametrize("assignment,exercise", EXERCISES, ids=_ids(EXERCISES))
+def test_every_exercise_has_a_mutant_and_an_alternative(assignment, exercise):
+    mine = [v for v in VARIANTS if v.exercise == exercise and v.assignment == spec_module(assignment)]
+    assert any(not v.correct for v in mine), f"no mutant for {exercise} in tests/mutants"
+    assert any(v.correct for v in mine), f"no alternative implementation for {exercise}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebook_uses_every_registered_check(assignment):
+    cells = notebooks.graded_cells(notebooks.read(solution_notebook(assignment)))
+    used = {k for c in cells for k in c.check_keys}
+    for key in used:
+        get_check(key)  # raises for a typo
+    registered = {k for k, spec in REGISTRY.items() if spec.exercise in exercises_in(assignment)}
+    assert registered == used, f"registered but not in a graded cell: {registered - used}"
+    for cell in cells:
+        assert "hidden=True" in cell.source, f"{cell.grade_id} has no hidden test"
+        assert cell.points > 0
