@@ -407,6 +407,7 @@ def _mismatch_report(actual, expected, bad: torch.Tensor, where: str, tolerance:
     flat = int(torch.argmax(err.reshape(-1))) if n else 0
     index = tuple(int(i) for i in np.unravel_index(flat, tuple(expected.shape))) if expected.dim() else ()
     exp_v, act_v = e64.reshape(-1)[flat].item(), a64.reshape(-1)[flat].item()
+    largest = err.reshape(-1)[flat].item() if n else 0.0  # NaN counts as an infinite error
     return (f"values differ{where}: {n_bad} of {n} element{'s' * (n != 1)} outside tolerance "
-            f"({tolerance})\n  largest error {_fmt(abs(act_v - exp_v))} at index {index}: "
+            f"({tolerance})\n  largest error {_fmt(largest)} at index {index}: "
             f"expected {_fmt(exp_v)}, got {_fmt(act_v)}  [{_describe(expected)}]")

@@ -166,3 +166,39 @@ for _assignment in ASSIGNMENTS:
         check_solution_release_and_one_wrong(_a, tmp_path, monkeypatch)
     _name = f"TestAutograde{_assignment.split('_')[0]}"
     globals()[_name] = type(_name, (), {"test_solution_full_release_zero_one_wrong": _test})
+
+
+def test_bad_submissions_cost_only_their_own_points(tmp_path, monkeypatch):
+    """Issue #2 "bad input", on assignment 01: every other exercise and student is still graded."""
+    assignment = "01_parameterized_functions"
+    monkeypatch.setenv("PRIMER_GRADING_SEED", GRADING_SEED)
+    course = make_course(tmp_path, assignment)
+    solution = notebooks.read(course / "solutions" / assignment / f"{assignment}.ipynb")
+    total = sum(c.points for c in notebooks.graded_cells(solution))
+    text = (course / "solutions" / assignment / f"{assignment}.ipynb").read_text()
+
+    submit(course, "solution", assignment, solution)
+    submit(course, "broken_json", assignment, text[: len(text) // 2])
+    renamed = course / "submitted" / "renamed" / assignment
+    renamed.mkdir(parents=True)
+    nbformat.write(solution, str(renamed / "my copy.ipynb"))
+    submit(course, "loops_forever", assignment, with_cell_replaced(
+        solution, _solution_cell_id(solution, "next_token_loss"), "while True:\n    pass"))
+    submit(course, "wrong_shape", assignment, with_cell_replaced(
+        solution, _solution_cell_id(solution, "mse_loss"),
+        "def mse_loss(pred, target, reduction='mean'):\n    return ((pred - target) ** 2).mean(0)"))
+    submit(course, "kernel_dies", assignment, with_cell_replaced(
+        solution, _solution_cell_id(solution, "dataset_loss"), "import os\nos._exit(1)"))
+
+    report = autograde(course, assignment, "--timeout", "10")
+    lines = {line.split()[0]: line for line in report.splitlines()[1:] if line.strip()}
+    scores = grades(course)
+    assert scores["solution"] == total
+    assert scores["loops_forever"] == total - points_of(solution, "next_token_loss")
+    assert scores["wrong_shape"] == total - points_of(solution, "mse_loss")
+    assert scores["broken_json"] == 0 and "not valid JSON" in lines["broken_json"]
+    assert scores.get("renamed", 0) == 0 and "my copy.ipynb" in lines["renamed"]
+    assert scores.get("kernel_dies", 0) == 0 and "kernel died" in lines["kernel_dies"]
+
+    feedback = (course / "feedback" / "wrong_shape" / assignment / f"{assignment}.html").read_text()
+    assert "wrong shape" in feedback

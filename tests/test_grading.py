@@ -1,0 +1,161 @@
+"""The grading contract itself: what a learner sees for each kind of wrong answer."""
+
+import dataclasses
+import sys
+import time
+import warnings
+
+import pytest
+import torch
+
+from primer.grading import Case, Check, CheckFailed, Hint, check, evaluate, get_check
+
+
+def _double(x):
+    return 2 * x
+
+
+def _cases(gen):
+    return [Case("x of shape (3, 4)", (torch.arange(12.0).reshape(3, 4),))]
+
+
+SPEC = Check("double", "values", "doubles its input", _cases, _double,
+             hints=(Hint(lambda x: x + 2, "this matches adding 2 instead of multiplying by 2."),))
+
+
+def failure(obj, spec=SPEC) -> str:
+    result = evaluate(spec, obj)
+    assert not result.passed
+    return result.message
+
+
+def test_correct_answer_passes_and_says_what_it_checked(capsys):
+    assert evaluate(SPEC, lambda x: x + x).passed
+    assert "doubles its input" in evaluate(SPEC, lambda x: x * 2).message
+
+
+def test_wrong_values_name_case_largest_error_and_where():
+    def wrong(x):
+        y = 2 * x
+        y[1, 2] += 5.0  # the only wrong element: expected 12, got 17
+        return y
+    message = failure(wrong)
+    assert "case 'x of shape (3, 4)'" in message
+    assert "1 of 12 elements" in message
+    assert "at index (1, 2): expected 12, got 17" in message
+
+
+def test_wrong_shape_shows_both_shapes():
+    message = failure(lambda x: (2 * x).sum(0))
+    assert "wrong shape" in message and "(3, 4)" in message and "(4,)" in message
+
+
+def test_wrong_dtype_shows_both_dtypes():
+    message = failure(lambda x: (2 * x).double())
+    assert "wrong dtype" in message and "float32" in message and "float64" in message
+
+
+def test_returning_none_suggests_a_missing_return():
+    assert "returned None" in failure(lambda x: None)
+
+
+def test_returning_a_list_instead_of_a_tensor():
+    assert "got list" in failure(lambda x: (2 * x).tolist())
+
+
+def test_known_mistake_is_named():
+    assert "adding 2 instead of multiplying" in failure(lambda x: x + 2)
+
+
+def test_learner_exception_points_at_the_learner_line():
+    def broken(x):
+        return x @ torch.ones(5)  # shapes do not match
+    message = failure(broken)
+    assert "RuntimeError" in message and "at line" in message and "x @ torch.ones(5)" in message
+
+
+def test_not_implemented_says_so_on_the_first_line():
+    def stub(x):
+        raise NotImplementedError()
+    assert "not implemented yet" in failure(stub).splitlines()[0]
+
+
+def test_infinite_loop_is_stopped_with_a_message():
+    def forever(x):
+        while True:
+            pass
+    spec = dataclasses.replace(SPEC, timeout=0.5)
+    start = time.perf_counter()
+    message = failure(forever, spec)
+    assert time.perf_counter() - start < 5
+    assert "did not finish within 0.5 s" in message
+
+
+def test_deep_recursion_is_reported():
+    def recurse(x, depth=0):
+        return recurse(x, depth + 1)
+    assert "RecursionError" in failure(recurse)
+
+
+def test_warning_costs_nothing_and_stays_off_stderr(capsys):
+    def noisy(x):
+        warnings.warn("this is only a warning")
+        print("debug output on stderr", file=sys.stderr)
+        return 2 * x
+    result = evaluate(SPEC, noisy)
+    assert result.passed and any("only a warning" in w for w in result.warnings)
+    captured = capsys.readouterr()
+    assert captured.err == ""
+
+
+def test_check_raises_checkfailed_with_a_one_line_render():
+    with pytest.raises(CheckFailed) as info:
+        check("cross_entropy.values", lambda logits, targets, **kw: logits.sum())
+    rendered = info.value._render_traceback_()
+    assert len(rendered) == 1 and "cross_entropy.values" in rendered[0]
+
+
+def test_unknown_check_name_lists_the_real_ones():
+    with pytest.raises(KeyError, match="cross_entropy.stable"):
+        get_check("cross_entropy.stabel")
+
+
+def test_hidden_checks_use_the_grading_seed(monkeypatch):
+    spec = get_check("mse_loss.mean")
+    monkeypatch.setenv("PRIMER_GRADING_SEED", "5")
+    from primer.grading import grading_seed
+    visible = spec.cases(torch.Generator().manual_seed(0))
+    hidden = spec.cases(torch.Generator().manual_seed(grading_seed()))
+    assert grading_seed() == 5
+    assert not torch.equal(visible[0].args[0], hidden[0].args[0])
+
+
+def test_learner_modifying_its_input_cannot_change_the_reference():
+    def in_place(x):
+        x.mul_(2)
+        return x
+    assert evaluate(SPEC, in_place).passed  # the reference saw the original input
+
+
+def test_nan_where_a_number_is_expected_fails_with_infinite_error():
+    message = failure(lambda x: torch.full_like(x, float("nan")))
+    assert "largest error inf" in message
+
+
+def test_nan_matches_nan():
+    spec = Check("log", "values", "log", lambda g: [Case("negative", (torch.tensor([-1.0, 1.0]),))],
+                 torch.log)
+    assert evaluate(spec, lambda x: x.log()).passed
+
+
+def test_exact_checks_compare_bits():
+    spec = Check("ident", "bits", "bits", lambda g: [Case("zeros", (torch.tensor([0.0, 1.0]),))],
+                 lambda x: x.clone(), exact=True)
+    assert not evaluate(spec, lambda x: torch.tensor([-0.0, 1.0])).passed
+    assert evaluate(spec, lambda x: x + 0.0).passed
+
+
+def test_integers_compare_exactly():
+    spec = Check("count", "n", "n", lambda g: [Case("one", ())], lambda: 10)
+    assert evaluate(spec, lambda: 10).passed
+    assert "expected 10, got 11" in failure(lambda: 11, spec)
