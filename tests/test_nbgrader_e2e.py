@@ -23,6 +23,7 @@ from primer import notebooks
 from primer.grading import checks_for, evaluate, grading_seed
 from tests.helpers import ASSIGNMENTS, REPO, exercises_in, spec_module
 from tests.mutants import load_all
+from tests.mutants.a01_parameterized_functions import mse_with_pow_and_warning
 
 GRADING_SEED = "777"
 
@@ -187,6 +188,10 @@ def test_bad_submissions_cost_only_their_own_points(tmp_path, monkeypatch):
     submit(course, "wrong_shape", assignment, with_cell_replaced(
         solution, _solution_cell_id(solution, "mse_loss"),
         "def mse_loss(pred, target, reduction='mean'):\n    return ((pred - target) ** 2).mean(0)"))
+    submit(course, "warns", assignment, with_cell_replaced(  # correct, but noisy on stderr
+        solution, _solution_cell_id(solution, "mse_loss"),
+        "import warnings\nwarnings.warn('defined with a warning')\n\n"
+        + mutant_source(mse_with_pow_and_warning, "mse_loss")))
     submit(course, "kernel_dies", assignment, with_cell_replaced(
         solution, _solution_cell_id(solution, "dataset_loss"), "import os\nos._exit(1)"))
 
@@ -194,6 +199,7 @@ def test_bad_submissions_cost_only_their_own_points(tmp_path, monkeypatch):
     lines = {line.split()[0]: line for line in report.splitlines()[1:] if line.strip()}
     scores = grades(course)
     assert scores["solution"] == total
+    assert scores["warns"] == total, cell_scores(course, assignment, "warns")
     assert scores["loops_forever"] == total - points_of(solution, "next_token_loss")
     assert scores["wrong_shape"] == total - points_of(solution, "mse_loss")
     assert scores["broken_json"] == 0 and "not valid JSON" in lines["broken_json"]
