@@ -115,7 +115,9 @@ def get_check(key: str) -> Check:
         return REGISTRY[key]
     except KeyError:
         close = [k for k in REGISTRY if k.split(".")[0] == key.split(".")[0]]
-        raise KeyError(f"no check named {key!r}; checks for this exercise: {close}") from None
+        broken = "".join(f"\n  (course module {m} failed to import: {e.strip().splitlines()[-1]})"
+                         for m, e in exercises.IMPORT_ERRORS.items())
+        raise KeyError(f"no check named {key!r}; checks for this exercise: {close}{broken}") from None
 
 
 def checks_for(exercise: str) -> list[Check]:

@@ -87,3 +87,9 @@ def test_notebook_uses_every_registered_check(assignment):
     for cell in cells:
         assert "hidden=True" in cell.source, f"{cell.grade_id} has no hidden test"
         assert cell.points > 0
+
+
+def test_every_exercise_module_imports():
+    from primer.exercises import IMPORT_ERRORS
+
+    assert not IMPORT_ERRORS, "\n".join(IMPORT_ERRORS.values())

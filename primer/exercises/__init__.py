@@ -3,10 +3,19 @@
 Importing this package registers all checks. A module holds, for each exercise, how its inputs
 are made from a seed, the torch reference, the tolerance and the hints for known mistakes.
 The mistakes a learner might write, used to test these checks, live in tests/mutants/.
+
+A module that fails to import is recorded in IMPORT_ERRORS instead of breaking the others:
+a bug in one assignment's specs must not stop learners working on another.
 """
 
 import importlib
 import pkgutil
+import traceback
+
+IMPORT_ERRORS: dict[str, str] = {}
 
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    try:
+        importlib.import_module(f"{__name__}.{_module.name}")
+    except Exception:
+        IMPORT_ERRORS[_module.name] = traceback.format_exc()
