@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 ## make lab: open the course in JupyterLab (creates .venv on first use)
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 ## make test: the whole test suite (creates .venv on first use)
 test: $(STAMP)
