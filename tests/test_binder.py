@@ -11,15 +11,12 @@ student-facing part of postBuild leaves enabled, by running it in an isolated Ju
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.metadata
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -27,10 +24,10 @@ import yaml
 
 from primer import notebooks
 from tests.helpers import REPO
+from tests.learner_env import POSTBUILD, make_prefix, run_student_block
 from tests.test_environment import CONDA_TO_PIP, conda_pins
 
 BINDER = REPO / "binder"
-POSTBUILD = BINDER / "postBuild"
 BIN = Path(sys.executable).parent
 LEARNER_PLUGINS = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"]
 INSTRUCTOR_PLUGINS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
@@ -155,22 +152,6 @@ def test_notebooks_import_only_what_binder_installs():
 
 # --------------------------------------------------------------------------- the learner's Jupyter
 
-def _student_block() -> str:
-    text = POSTBUILD.read_text()
-    match = re.search(r"^# --- student-facing part.*?$(.*?)^# --- end of student-facing part", text,
-                      re.S | re.M)
-    assert match, "postBuild lost its '# --- student-facing part' markers (this test runs that block)"
-    return match.group(1)
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p).encode() + p.read_bytes())
-    return h.hexdigest()
-
-
 INSPECT = """
 import json, sys
 from jupyter_core.paths import jupyter_config_path, jupyter_path
@@ -187,51 +168,21 @@ print(json.dumps({"prefix": sys.prefix, "disabled": as_dict(page.get("disabledEx
 
 @pytest.fixture(scope="module")
 def learner_jupyter(tmp_path_factory) -> dict:
-    """The student-facing part of postBuild, run in a throw-away Jupyter prefix.
-
-    The prefix is a venv (own sys.prefix, so `--sys-prefix` / `--level=sys_prefix` write there)
-    that sees this environment's packages through a .pth file, with a copy of this environment's
-    Jupyter config (nbgrader enables all its extensions there, as its conda package does on
-    Binder). The jupyter commands on PATH are this prefix's, so the shared .venv is never written.
-    """
-    tmp = tmp_path_factory.mktemp("binder-prefix")
-    prefix = tmp / "prefix"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    purelib = Path(subprocess.run([str(prefix / "bin" / "python"), "-c",
-                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
-    ours = sysconfig.get_paths()["purelib"]
-    (purelib / "_course_env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    shutil.copytree(Path(sys.prefix) / "etc" / "jupyter", prefix / "etc" / "jupyter")
-    (prefix / "share").mkdir()
-    (prefix / "share" / "jupyter").symlink_to(Path(sys.prefix) / "share" / "jupyter")  # read only
-    for script in BIN.glob("jupyter*"):
-        lines = script.read_text().splitlines(keepends=True)
-        if lines and lines[0].startswith("#!") and "python" in lines[0]:
-            target = prefix / "bin" / script.name
-            target.write_text(f"#!{prefix / 'bin' / 'python'}\n" + "".join(lines[1:]))
-            target.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(PATH=f"{prefix / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin", HOME=str(tmp / "home"),
-               JUPYTER_CONFIG_DIR=str(tmp / "home" / ".jupyter"), JUPYTER_DATA_DIR=str(tmp / "data"),
-               JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+    """What nbgrader's extensions look like before and after the student-facing part of
+    postBuild, run in a throw-away prefix (tests/learner_env.py; the shared .venv is not written)."""
+    prefix = make_prefix(tmp_path_factory.mktemp("binder-prefix"))
 
     def inspect() -> dict:
-        out = subprocess.run([str(prefix / "bin" / "python"), "-c", INSPECT], env=env, capture_output=True,
+        out = subprocess.run([str(prefix.python), "-c", INSPECT], env=prefix.env, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.splitlines()[-1])
 
-    shared = Path(sys.prefix) / "etc" / "jupyter"
-    shared_before = _digest(shared)
     before = inspect()
-    assert Path(before["prefix"]) == prefix
-    out = subprocess.run(["bash", "-e", "-c", _student_block()], env=env, cwd=tmp, capture_output=True,
-                         text=True, timeout=300)
+    assert Path(before["prefix"]) == prefix.path
+    out = run_student_block(prefix)
     assert out.returncode == 0, out.stdout + out.stderr
-    after = inspect()
-    assert _digest(shared) == shared_before, "running postBuild changed the shared environment's config"
-    return {"before": before, "after": after}
+    return {"before": before, "after": inspect()}
 
 
 def _plugin_ids() -> set[str]:
