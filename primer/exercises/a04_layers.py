@@ -13,6 +13,8 @@ nn.LayerNorm, F.gelu, ...) or the formula assembled from torch modules.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 
 import torch
@@ -21,9 +23,33 @@ from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
 from primer.exercises._common import randn, seed_from, seeded
-from primer.grading import Case, Check, Hint, register
+from primer.grading import Case, Check, Hint, call, register
 
 # --------------------------------------------------------------------------- shared runs
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """The cases are tiny tensors, which gain nothing from several threads; and on a loaded
+    machine (CI runs two test workers on two cores) torch's thread pool waiting for a descheduled
+    thread made the LayerNorm gradcheck 50× slower (measured: 2.6 s of CPU instead of 0.05 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(*args, run=call, **kwargs) -> Check:
+    """A Check whose `run` executes on one thread (the learner's object, the reference and the
+    hints alike)."""
+    @functools.wraps(run)
+    def single_threaded(obj, case):
+        with _one_thread():
+            return run(obj, case)
+    return Check(*args, run=single_threaded, **kwargs)
+
 
 
 def _leaf(t):
@@ -240,14 +266,14 @@ _LINEAR_BACKWARD_HINTS = (
 )
 
 register(
-    Check("LinearFunction", "forward", "forward matches F.linear for inputs of shape (..., in)",
+    _check("LinearFunction", "forward", "forward matches F.linear for inputs of shape (..., in)",
           _linear_cases(), _TorchLinearFunction, run=_run_linear_forward,
           hints=_LINEAR_FORWARD_HINTS),
-    Check("LinearFunction", "backward",
+    _check("LinearFunction", "backward",
           "backward gives the input, weight and bias gradients autograd gives for F.linear",
           _linear_cases(), _TorchLinearFunction, run=_run_linear_backward,
           hints=_LINEAR_BACKWARD_HINTS),
-    Check("LinearFunction", "gradcheck",
+    _check("LinearFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _gradcheck_linear_cases, _TorchLinearFunction, run=_run_linear_gradcheck,
           hints=(Hint(_WrongBackward(_TorchLinearFunction), _GRADCHECK_MESSAGE),)),
@@ -394,11 +420,11 @@ _INIT_HINTS = (
 )
 
 register(
-    Check("Linear", "forward",
+    _check("Linear", "forward",
           "output and gradients match nn.Linear with the same weight and bias",
           _linear_module_cases, nn.Linear, run=_module_run("both"),
           hints=(Hint(_LinearModuleTransposed, _LINEAR_FORWARD_HINTS[0].message),)),
-    Check("Linear", "init",
+    _check("Linear", "init",
           "parameters weight (out, in) and bias (out,), drawn from U(-1/√in, 1/√in) like nn.Linear",
           _linear_init_cases, nn.Linear, run=_run_linear_init, hints=_INIT_HINTS),
 )
@@ -516,22 +542,22 @@ _SILU_HINTS = (
 )
 
 register(
-    Check("relu", "values", "matches F.relu, including zeros and large inputs",
+    _check("relu", "values", "matches F.relu, including zeros and large inputs",
           _activation_cases({}, with_zero=True), F.relu, hints=_RELU_HINTS),
-    Check("relu", "gradient", "its gradient (through autograd) matches F.relu's",
+    _check("relu", "gradient", "its gradient (through autograd) matches F.relu's",
           _activation_cases({}, with_zero=False), F.relu, run=_run_activation_gradient,
           hints=_RELU_HINTS),
-    Check("gelu", "exact", "approximate='none' (the default) matches F.gelu, via erf",
+    _check("gelu", "exact", "approximate='none' (the default) matches F.gelu, via erf",
           _activation_cases({}, with_zero=True), F.gelu, hints=_GELU_HINTS),
-    Check("gelu", "tanh", "approximate='tanh' matches F.gelu(x, approximate='tanh')",
+    _check("gelu", "tanh", "approximate='tanh' matches F.gelu(x, approximate='tanh')",
           _activation_cases({"approximate": "tanh"}, with_zero=True), F.gelu, hints=_GELU_HINTS),
-    Check("gelu", "gradient", "its gradient (through autograd) matches F.gelu's, in both modes",
+    _check("gelu", "gradient", "its gradient (through autograd) matches F.gelu's, in both modes",
           lambda gen: (_activation_cases({}, with_zero=False)(gen)
                        + _activation_cases({"approximate": "tanh"}, with_zero=False)(gen)),
           F.gelu, run=_run_activation_gradient, hints=_GELU_HINTS),
-    Check("silu", "values", "matches F.silu, including large positive and negative inputs",
+    _check("silu", "values", "matches F.silu, including large positive and negative inputs",
           _activation_cases({}, with_zero=True), F.silu, hints=_SILU_HINTS),
-    Check("silu", "gradient", "its gradient (through autograd) matches F.silu's, and is finite",
+    _check("silu", "gradient", "its gradient (through autograd) matches F.silu's, and is finite",
           _activation_cases({}, with_zero=False), F.silu, run=_run_activation_gradient,
           hints=_SILU_HINTS),
 )
@@ -597,9 +623,9 @@ _SWIGLU_HINTS = (
 )
 
 register(
-    Check("SwiGLU", "forward", "W2 (silu(W1 x) ⊙ W3 x) with the given weights, no biases",
+    _check("SwiGLU", "forward", "W2 (silu(W1 x) ⊙ W3 x) with the given weights, no biases",
           _swiglu_cases, TorchSwiGLU, run=_module_run("forward"), hints=_SWIGLU_HINTS),
-    Check("SwiGLU", "backward", "gradients of the input and of W1, W2, W3 match autograd's",
+    _check("SwiGLU", "backward", "gradients of the input and of W1, W2, W3 match autograd's",
           _swiglu_cases, TorchSwiGLU, run=_module_run("backward"), hints=_SWIGLU_HINTS),
 )
 
@@ -816,17 +842,17 @@ _LN_BACKWARD_HINTS = _LN_HINTS + (
 )
 
 register(
-    Check("LayerNormFunction", "forward", "forward matches F.layer_norm (biased variance)",
+    _check("LayerNormFunction", "forward", "forward matches F.layer_norm (biased variance)",
           _ln_cases(small_spread=True), _TorchLayerNormFunction, run=_run_ln_forward, hints=_LN_HINTS),
-    Check("LayerNormFunction", "backward",
+    _check("LayerNormFunction", "backward",
           "backward gives the input, weight and bias gradients autograd gives for F.layer_norm",
           _ln_cases(small_spread=False), _TorchLayerNormFunction, run=_run_ln_backward,
           hints=_LN_BACKWARD_HINTS),
-    Check("LayerNormFunction", "gradcheck",
+    _check("LayerNormFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _ln_gradcheck_cases, _TorchLayerNormFunction, run=_run_ln_gradcheck,
           hints=(Hint(_WrongBackward(_TorchLayerNormFunction), _GRADCHECK_MESSAGE),)),
-    Check("LayerNormFunction", "large_mean",
+    _check("LayerNormFunction", "large_mean",
           "exact in float32 for inputs with mean 1e4 and standard deviation 0.01",
           _large_mean_cases, _TorchLayerNormFunctionExact, run=_run_ln_forward, hints=_LN_HINTS),
 )
@@ -878,12 +904,12 @@ class _LNModuleRandomInit(nn.LayerNorm):
 
 
 register(
-    Check("LayerNorm", "init", "weight = ones and bias = zeros of normalized_shape (none when "
+    _check("LayerNorm", "init", "weight = ones and bias = zeros of normalized_shape (none when "
           "elementwise_affine=False), like nn.LayerNorm",
           _ln_module_init_cases, nn.LayerNorm, run=_run_ln_module_init,
           hints=(Hint(_LNModuleRandomInit, "LayerNorm starts as the plain normalization: "
                       "weight (γ) all ones and bias (β) all zeros."),)),
-    Check("LayerNorm", "forward", "output and gradients match nn.LayerNorm with the same weights",
+    _check("LayerNorm", "forward", "output and gradients match nn.LayerNorm with the same weights",
           _ln_module_cases, nn.LayerNorm, run=_module_run("both"),
           hints=(Hint(_LNModuleIgnoresEps, "this matches ignoring the eps argument: pass self.eps "
                       "on to the computation."),)),
@@ -946,9 +972,9 @@ _BLOCK_HINTS = (
 )
 
 register(
-    Check("MLPBlock", "forward", "x + SwiGLU(LayerNorm(x)) matches the block built from torch "
+    _check("MLPBlock", "forward", "x + SwiGLU(LayerNorm(x)) matches the block built from torch "
           "modules with the same weights", _block_cases, TorchMLPBlock,
           run=_module_run("forward"), hints=_BLOCK_HINTS),
-    Check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's",
+    _check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's",
           _block_cases, TorchMLPBlock, run=_module_run("backward"), hints=_BLOCK_HINTS),
 )
