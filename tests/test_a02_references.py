@@ -1,0 +1,91 @@
+"""Assignment 02: the references that the checks compare with agree with their derivations.
+
+The checks grade against torch (torch.optim.*, torch.optim.lr_scheduler); these tests make sure
+that what torch computes is what the notebook says, so a learner following the notebook's
+formulas can pass.
+"""
+
+import math
+
+import pytest
+import torch
+
+from primer.exercises import a02_gradient_descent as spec
+
+
+def closed_form(kind, step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
+    """The convention stated in the notebook, written out."""
+    W, T, C = warmup_steps, total_steps, cooldown_steps
+    if step < W:
+        return max_lr * (step + 1) / W
+    if step >= T:
+        return min_lr
+    if kind == "cosine":
+        return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * (step - W) / (T - W))) / 2
+    start = W if kind == "linear" else T - C
+    if step <= start:
+        return max_lr
+    return max_lr + (min_lr - max_lr) * (step - start) / (T - start)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear", "constant_cooldown"])
+def test_torch_schedules_follow_the_stated_convention(kind):
+    gen = torch.Generator().manual_seed(3)
+    configs = [spec._random_schedule(gen, kind == "constant_cooldown") for _ in range(40)]
+    configs += spec._fixed_schedules(kind == "constant_cooldown")
+    for i, h in enumerate(configs):
+        if i % 4 == 0:
+            h["warmup_steps"] = 0
+        if i % 5 == 0:
+            h["min_lr"] = 0.0
+        if kind == "constant_cooldown" and i % 3 == 0:  # no constant phase at all
+            h["cooldown_steps"] = h["total_steps"] - h["warmup_steps"]
+        reference = spec._torch_lr(kind)
+        for s in range(h["total_steps"] + 4):
+            expected = closed_form(kind, s, **h)
+            got = reference(s, **h)
+            assert math.isclose(got, expected, rel_tol=1e-12, abs_tol=1e-18), (h, s, got, expected)
+
+
+def test_adamw_decays_a_zero_gradient_parameter_by_exactly_one_minus_lr_wd():
+    gen = torch.Generator().manual_seed(0)
+    for case in spec._adamw_idle_cases(gen):
+        history = spec._idle_history(torch.optim.AdamW, case)
+        lr = case.kwargs.get("lr", 1e-3)
+        wd = case.kwargs.get("weight_decay", 1e-2)
+        seed, dtype, _, steps = case.args
+        p = spec._problem(seed, dtype)[0].idle.detach().clone()
+        for t in range(steps):
+            p = p * (1 - lr * wd)
+            assert torch.equal(history[t], p), (case.label, t)
+
+
+def test_training_bytes_reference_is_two_three_four_times_param_bytes():
+    for name, copies in [("sgd", 2), ("momentum", 3), ("adam", 4), ("adamw", 4)]:
+        for param_bytes in (2, 4, 8):
+            assert spec._reference_training_bytes(name, param_bytes) == copies * param_bytes
+
+
+def test_adam_step_counters_are_counted_in_state_bytes():
+    (case,) = [c for c in spec._state_cases(torch.Generator().manual_seed(0))
+               if c.label.startswith("Adam,")]
+    optimizer = case.args[0]
+    n = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    assert spec._reference_state_bytes(optimizer) == 2 * 4 * n + 4 * len(optimizer.state)
+
+
+def test_gradient_descent_reference_converges_to_lstsq():
+    for case in spec._gd_lstsq_cases(torch.Generator().manual_seed(0)):
+        theta, _ = spec._reference_gradient_descent(*case.args)
+        solution, _ = spec._reference_lstsq(*case.args)
+        torch.testing.assert_close(theta, solution, rtol=1e-10, atol=1e-12)
+
+
+def test_minibatch_reference_partitions_every_case():
+    for case in spec._minibatch_cases(torch.Generator().manual_seed(0)):
+        out = spec._run_minibatch_properties(spec._reference_minibatches, case)
+        n, b, _ = case.args
+        for e in (1, 2):
+            assert out[f"epoch {e}: every index 0..n-1 exactly once"]
+            sizes = out[f"epoch {e}: batch sizes"]
+            assert sum(sizes) == n and all(s == b for s in sizes[:-1]) and 0 < sizes[-1] <= b
