@@ -59,8 +59,9 @@ def test_init_statistics_reject_other_distributions():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_large_mean_inputs_have_an_exact_float32_mean(seed):
     """The premise of LayerNormFunction.large_mean: every partial sum of a row is exact in
-    float32, so a subtract-the-mean-first implementation is exact, while torch's own float32
-    kernel (x·r - μ·r) is not (why the reference is computed in float64)."""
+    float32, so a subtract-the-mean-first implementation is exact (with x.mean() or
+    torch.var_mean), while torch's own float32 kernel is not (why the reference is computed in
+    float64)."""
     check_spec = get_check("LayerNormFunction.large_mean")
     for case in check_spec.cases(torch.Generator().manual_seed(seed)):
         x = case.args[0]
@@ -71,6 +72,8 @@ def test_large_mean_inputs_have_an_exact_float32_mean(seed):
         two_pass = (x - x.mean(-1, keepdim=True))
         two_pass = two_pass / torch.sqrt(two_pass.pow(2).mean(-1, keepdim=True) + 1e-5)
         torch.testing.assert_close(two_pass, exact)
+        var, mean = torch.var_mean(x, -1, keepdim=True, unbiased=False)
+        torch.testing.assert_close((x - mean) * torch.rsqrt(var + 1e-5), exact)
         assert (F.layer_norm(x, x.shape[-1:]) - exact).abs().max() > 1e-3
 
 
