@@ -29,6 +29,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import ctypes
+import faulthandler
 import io
 import math
 import multiprocessing
@@ -147,6 +148,7 @@ def _worker(rank, world_size, store_path, timeout, fn, args, conn, out_fd, fds_t
     signal.alarm(int(math.ceil(timeout + 2 * _GRACE + 5)))
     _die_with_parent()
     _redirect_output(out_fd)
+    faulthandler.disable()  # pytest's or the kernel's would dump the parent's stack on a crash
     caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught:
