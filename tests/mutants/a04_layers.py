@@ -11,6 +11,7 @@ notebook as the learner's cell, so it uses nothing but the notebook's imports.
 """
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -360,7 +361,8 @@ def silu_sigmoid_only(x):
 
 
 @alternative("silu")
-def silu_with_tanh(x):
+def silu_with_tanh_and_a_warning(x):
+    warnings.warn("a harmless warning from the learner's code: it must not cost points")
     return 0.5 * x * (1 + torch.tanh(0.5 * x))
 
 
