@@ -227,8 +227,36 @@ JS_SHOW = """([id, top]) => { %s
   return {scroll: scroller.scrollHeight, client: scroller.clientHeight};
 }""" % JS_PANEL
 
-JS_SCROLL_TO = """([id, index]) => { %s
-  panel.content.widgets[index].node.scrollIntoView({block: 'start'});
+# The README picture: a passed check (a cell whose output has "✓") and a plot, as close together as
+# the notebook has them; scrolls the panel to show both (or, if they cannot fit, the whole plot
+# with as much as fits above it). Returns the chosen pair or null.
+JS_FRAME_CHECK_AND_PLOT = """(id) => { %s
+  const scroller = panel.content.node.querySelector('.jp-WindowedPanel-outer') || panel.content.node;
+  const base = scroller.getBoundingClientRect().top - scroller.scrollTop;
+  let best = null;
+  let passed = null;
+  panel.content.widgets.forEach((cell, index) => {
+    if (cell.model.type !== 'code') return;
+    const grade = (cell.model.getMetadata('nbgrader') || {}).grade;
+    const area = cell.node.querySelector('.jp-OutputArea');
+    const text = area ? area.innerText : '';
+    if (grade && text.includes('\u2713')) { passed = cell; return; }
+    const img = cell.node.querySelector('.jp-OutputArea-output img');
+    if (img && passed) {
+      const top = passed.node.getBoundingClientRect().top - base;
+      const bottom = img.getBoundingClientRect().bottom - base;
+      if (!best || bottom - top < best.bottom - best.top) {
+        best = {top, bottom, check: passed.model.id, plot: index};
+      }
+    }
+  });
+  if (!best) return null;
+  const room = scroller.clientHeight;
+  best.room = room;
+  best.fits = best.bottom - best.top + 16 <= room;
+  scroller.scrollTop = best.fits ? best.top - Math.max(8, (room - (best.bottom - best.top)) / 2)
+                                 : best.bottom - room + 16;
+  return best;
 }""" % JS_PANEL
 
 JS_CLOSE = """async (id) => { %s
@@ -312,15 +340,26 @@ class Lab:
         run.screenshots = paths
         return paths
 
-    def screenshot_at(self, run: Run, index: int, path: Path, size=(1280, 900)) -> Path:
-        """One screen's worth of the notebook, starting at cell `index` (the README picture)."""
-        self.page.set_viewport_size({"width": size[0], "height": size[1]})
+    def screenshot_check_and_plot(self, run: Run, path: Path, width: int = 1280,
+                                  max_height: int = 1500) -> dict | None:
+        """One screen of the notebook with a passed check and a plot (the README picture): the
+        viewport is made just tall enough for both, up to `max_height`."""
+        self.page.set_viewport_size({"width": width, "height": max_height})
         self.page.evaluate(JS_SHOW, [run.panel, 0])
-        self.page.evaluate(JS_SCROLL_TO, [run.panel, index])
-        self.page.wait_for_timeout(500)
-        self.page.screenshot(path=str(path))
+        self.page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        self.page.wait_for_timeout(300)
+        frame = self.page.evaluate(JS_FRAME_CHECK_AND_PLOT, run.panel)
+        if frame is not None:
+            chrome = max_height - frame["room"]
+            height = min(max_height, max(700, int(chrome + frame["bottom"] - frame["top"] + 40)))
+            self.page.set_viewport_size({"width": width, "height": height})
+            self.page.wait_for_timeout(300)
+            frame = self.page.evaluate(JS_FRAME_CHECK_AND_PLOT, run.panel)
+            self.page.wait_for_timeout(500)
+            self.page.screenshot(path=str(path))
+            run.readme = path
         self.page.set_viewport_size({"width": self.viewport[0], "height": self.viewport[1]})
-        return path
+        return frame
 
     def close_notebook(self, run: Run) -> None:
         self.page.evaluate(JS_CLOSE, run.panel)
@@ -332,9 +371,10 @@ class Lab:
             self._pw.stop()
 
 
-def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=None) -> None:
+def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=None, keep=()) -> None:
     """Open and run the notebooks, `jobs` at a time (each has its own kernel); `after(run)` is called
-    as each one finishes (collect its cells, screenshot), then its kernel is shut down."""
+    as each one finishes (collect its cells, screenshot), then its kernel is shut down and its tab
+    closed, unless the run is in `keep`."""
     queue, active = list(runs), []
     while queue or active:
         while queue and len(active) < jobs:
@@ -362,6 +402,7 @@ def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=N
                 run.error = f"{type(exc).__name__}: {exc}"
             finally:
                 try:
-                    lab.close_notebook(run)
+                    if run not in keep:
+                        lab.close_notebook(run)
                 except Exception:
                     pass
