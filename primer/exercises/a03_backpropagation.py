@@ -159,8 +159,7 @@ def _pick(gen, n: int) -> int:
 def _constant(gen, op) -> float:
     if op == "pow":
         return _EXPONENTS[_pick(gen, len(_EXPONENTS))]
-    c = round(_u(gen, 0.5, 2.0), 3) * (1 if _pick(gen, 2) else -1)
-    return c
+    return round(_u(gen, 0.5, 2.0), 3) * (1 if _pick(gen, 2) else -1)
 
 
 def _random_args(gen, op, n_nodes, recent):
@@ -274,8 +273,12 @@ def _chain_slope(op, vals, args, prev):
     return (f(v + h) - f(v - h)) / (2 * h)
 
 
+def _node_names(n_leaves):
+    return [chr(ord("a") + i) for i in range(n_leaves)]
+
+
 def _describe_program(leaves, program, limit=3) -> str:
-    names = [chr(ord("a") + i) for i in range(len(leaves))]
+    names = _node_names(len(leaves))
     lines = []
     for k, (op, *args) in enumerate(program[:limit]):
         refs = [names[a] for a in (args[:2] if op in _BINARY else args[:1])]
@@ -400,7 +403,9 @@ def _value_forward_cases(gen):
     for n_leaves, n_ops in [(2, 12), (3, 25), (4, 40)]:
         leaves, program = _random_program(gen, n_leaves, n_ops)
         out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations: "
-                        f"{_describe_program(leaves, program)}", (leaves, program)))
+                        f"{_describe_program(leaves, program)}; compared: the data of "
+                        f"{', '.join(_node_names(n_leaves)[:n_leaves])}, n0, n1, … in this order",
+                        (leaves, program)))
     return out
 
 

@@ -1,0 +1,64 @@
+"""Assignment 03: the Value graders' generated programs have the properties the checks rely on."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from primer.exercises import a03_backpropagation as a03
+from primer.grading import Case, evaluate, get_check
+
+SEEDS = [0, 1, 2024, 777]
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_graphs_use_every_op_and_reuse_inner_nodes(seed):
+    for case in a03._value_shared_cases(_gen(seed))[4:] + a03._value_forward_cases(_gen(seed)):
+        leaves, program = case.args
+        assert {op for op, *_ in program} == set(a03.ALL_OPS), case.label
+        uses = a03._uses(program, len(leaves))
+        assert max(uses[len(leaves):]) >= 2, f"no inner node is used twice: {case.label}"
+        assert all(u >= 1 for u in uses[:-1]), "every node but the output must feed another"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_deep_chain_is_deep_and_its_gradients_neither_vanish_nor_explode(seed):
+    (case,) = a03._value_deep_cases(_gen(seed))
+    leaves, program = case.args
+    assert len(program) == 5000
+    assert {op for op, *_ in program} == set(a03.ALL_OPS)
+    for k, (op, *args) in enumerate(program):  # each step takes the previous node
+        prev = len(leaves) + k - 1
+        assert prev in (args[:2] if op in a03._BINARY else args[:1])
+    grads = a03._run_leaf_grads(a03._TorchValue, case)
+    assert torch.isfinite(grads).all()
+    # Far above the 1e-7 tolerance, so that a wrong accumulation cannot hide below it.
+    assert (grads.abs() > 1e-2).all(), grads
+
+
+def test_deep_chain_reports_recursion_error_clearly():
+    class Recursive:
+        def __init__(self, data, children=()):
+            self.data, self.grad, self.children = float(data), 0.0, children
+
+        def __add__(self, other):
+            other = other if isinstance(other, Recursive) else Recursive(other)
+            return Recursive(self.data + other.data, (self, other))
+
+        def backward(self):
+            def visit(node):
+                for c in node.children:
+                    visit(c)
+            visit(self)
+
+    spec = get_check("Value.deep_chain")
+    leaves = [1.0, 2.0]
+    program = [("add", 1, 0)] + [("add", 2 + k, 0) for k in range(4999)]
+    result = evaluate(replace(spec, cases=lambda gen: [Case("5,000 additions", (leaves, program))]),
+                      Recursive)
+    assert not result.passed
+    assert "RecursionError" in result.message and "iterative" in result.message, result.message
