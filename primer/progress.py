@@ -68,7 +68,8 @@ class Notebook:
     problem: str = ""  # set when the notebook cannot be run (missing, renamed, not JSON)
     cells: list[Cell] = field(default_factory=list)
     note: str = ""  # e.g. the set-up cell failed, or the notebook timed out
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock time of its process
+    cpu_seconds: float | None = None  # CPU time of its process (known when it finished)
 
 
 def discover(folder: Path) -> list[Notebook]:
@@ -126,8 +127,9 @@ def _outcome(error: BaseException | None, exercise: str, broken_cell: str) -> tu
     if isinstance(error, NotImplementedError) or (isinstance(error, CheckFailed)
                                                   and NOT_IMPLEMENTED in first):
         return NOT_STARTED, ""
-    if isinstance(error, CheckFailed):
-        return FAILED, first
+    if isinstance(error, CheckFailed):  # the first line; and the named mistake, when there is one
+        hints = [line.strip() for line in str(error).splitlines() if line.strip().startswith("Hint:")]
+        return FAILED, "\n".join([first, *hints[:1]])
     if broken_cell:
         return FAILED, f"the cell that defines it raised {broken_cell}"
     if isinstance(error, NameError) and exercise in str(error):
@@ -172,6 +174,7 @@ def run_notebook(path: Path, results: Path) -> None:
                 exercise = _cell(graded).exercise
                 status, message = _outcome(run(graded.visible_source), exercise, broken_cell)
                 emit({"grade_id": graded.grade_id, "status": status, "message": message})
+        emit({"cpu_seconds": time.process_time()})  # all of this process's threads
 
 
 def _start(entry: Notebook, results: Path) -> subprocess.Popen:
@@ -188,7 +191,9 @@ def _collect(entry: Notebook, results: Path, proc: subprocess.Popen, timed_out: 
     by_id = {c.grade_id: c for c in entry.cells}
     notes = []
     for record in records:
-        if "note" in record:
+        if "cpu_seconds" in record:
+            entry.cpu_seconds = record["cpu_seconds"]
+        elif "note" in record:
             notes.append(record["note"])
         elif record["grade_id"] in by_id:
             by_id[record["grade_id"]].status = record["status"]
@@ -280,7 +285,9 @@ def report(entries: list[Notebook], folder: Path) -> str:
             lines.append(f"  ! {entry.note}")
         for exercise, status, got, of, message in rows:
             line = f"  {exercise:<{width}}  {status:<11}  {_points(got):>3} / {_points(of):<3}"
-            lines.append((line + f"  {message}" if message else line).rstrip())
+            first, *more = message.splitlines() or [""]
+            lines.append((line + f"  {first}" if first else line).rstrip())
+            lines += [" " * (len(line) + 2) + extra for extra in more]
         if not rows:
             lines.append("  (no graded cells)")
         lines.append("")
