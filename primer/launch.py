@@ -322,7 +322,9 @@ def launch(fn, world_size: int, *args, timeout: float = 60.0) -> list:
                                     category=DeprecationWarning)
             for rank in range(world_size):
                 mine = (pipes[rank][1].fileno(), outs[rank][1])
-                p = ctx.Process(target=_worker, name=f"primer-rank-{rank}", daemon=True, args=(
+                # Not daemonic, so that a rank may start processes of its own (DataLoader
+                # workers); the parent kills every rank in any case (the finally below).
+                p = ctx.Process(target=_worker, name=f"primer-rank-{rank}", daemon=False, args=(
                     rank, world_size, store_path, timeout, fn, args, pipes[rank][1],
                     outs[rank][1], [fd for fd in everyone if fd not in mine]))
                 p.start()
