@@ -148,12 +148,32 @@ def _valid(op: str, vals: list[float], args: tuple) -> bool:
     return abs(_apply_float(op, vals, args)) <= 30.0
 
 
-def _u(gen, lo, hi) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=gen, dtype=torch.float64))
+class _Draws:
+    """Uniform numbers from a torch.Generator, drawn 4,096 at a time (one call each is slow)."""
+
+    def __init__(self, gen: torch.Generator):
+        self.gen, self.buffer = gen, []
+
+    def rand(self) -> float:
+        if not self.buffer:
+            self.buffer = torch.rand(4096, generator=self.gen, dtype=torch.float64).tolist()[::-1]
+        return self.buffer.pop()
 
 
-def _pick(gen, n: int) -> int:
-    return int(torch.randint(0, n, (1,), generator=gen))
+def _rand(src) -> float:
+    if isinstance(src, _Draws):
+        return src.rand()
+    return float(torch.rand((), generator=src, dtype=torch.float64))
+
+
+def _u(src, lo, hi) -> float:
+    """Uniform in [lo, hi) from a torch.Generator or _Draws."""
+    return lo + (hi - lo) * _rand(src)
+
+
+def _pick(src, n: int) -> int:
+    """Uniform in {0, …, n-1}."""
+    return min(int(_rand(src) * n), n - 1)
 
 
 def _constant(gen, op) -> float:
@@ -174,10 +194,14 @@ def _random_args(gen, op, n_nodes, recent):
 
 def _random_program(gen, n_leaves: int, n_ops: int):
     """Leaves and operations with every kind of op at least once; then all unused nodes summed."""
+    gen = _Draws(gen)
     leaves = [round(_u(gen, 0.3, 2.0), 4) * (1 if _pick(gen, 4) else -1) for _ in range(n_leaves)]
     vals = list(leaves)
     program = []
-    kinds = [ALL_OPS[i] for i in torch.randperm(len(ALL_OPS), generator=gen).tolist()]
+    kinds = list(ALL_OPS)
+    for i in range(len(kinds) - 1, 0, -1):  # shuffled (Fisher–Yates)
+        j = _pick(gen, i + 1)
+        kinds[i], kinds[j] = kinds[j], kinds[i]
     attempt = 0
     while len(program) < n_ops or kinds:
         # every other attempt takes the next op kind still missing, the others a random kind,
@@ -226,6 +250,7 @@ def _random_chain(gen, n_leaves: int, length: int):
     vanishes or overflows along 5,000 steps, and each leaf, used hundreds of times, receives
     hundreds of contributions of similar size.
     """
+    gen = _Draws(gen)
     leaves = [round(_u(gen, 0.5, 1.5), 4) * (1 if _pick(gen, 3) else -1) for _ in range(n_leaves)]
     vals = list(leaves)
     program = []
