@@ -398,8 +398,9 @@ def _run_trajectory(cls, case):
 
 
 def _run_first_update(cls, case):
+    """The update made by each step, θ_t − θ_{t−1} (one row per step)."""
     _, trajectory, start = _train(cls, case)
-    return trajectory[0] - start
+    return torch.diff(torch.stack([start, *trajectory]), dim=0)
 
 
 def _idle_history(cls, case):
@@ -662,7 +663,7 @@ def _adam_first_cases(gen):
     return [
         _opt_case(gen, "float64", steps=1, lr=0.01),
         _opt_case(gen, "float64", steps=1, lr=0.05, betas=(0.8, 0.99)),
-        _opt_case(gen, "float64, two steps", steps=2, lr=0.01),
+        _opt_case(gen, "float64, the first two updates", steps=2, lr=0.01),
     ]
 
 
