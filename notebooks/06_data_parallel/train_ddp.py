@@ -40,7 +40,7 @@ DEFAULTS = {
     "warmup_steps": 10,
     "hidden": 512,
     "seed": 0,
-    "n_train": 1500,  # the first 1500 digits train, the other 297 measure accuracy
+    "n_train": 1536,  # the first 1536 digits train, the other 261 measure accuracy
 }
 
 
