@@ -164,13 +164,15 @@ JS_RUN_TO_THE_END = """(id) => { %s
   const run = async () => {
     const stops = [];
     let retries = 0;
+    let waits = 0;
     let from = 0;
     let ok = await app.commands.execute('notebook:run-all-cells', {widgetId: id, activate: false});
     while (!ok) {
       const at = errorAt(from);
       if (at < 0) {  // nothing ran: the kernel was still dropping the queue
-        if (++retries > 5) break;
-        await sleep(200 * retries);
+        if (++retries > 8) break;
+        waits++;
+        await sleep(50 * retries);
       } else {
         stops.push(at);
         retries = 0;
@@ -180,7 +182,7 @@ JS_RUN_TO_THE_END = """(id) => { %s
       nb.activeCellIndex = from;
       ok = await app.commands.execute('notebook:run-all-below', {widgetId: id, activate: false});
     }
-    return {ok, stops, retries, seconds: (performance.now() - started) / 1000};
+    return {ok, stops, waits, seconds: (performance.now() - started) / 1000};
   };
   window.__course[id] = null;
   run().then(r => { window.__course[id] = r; },
@@ -333,8 +335,9 @@ class Lab:
             self.page.set_viewport_size({"width": width, "height": chrome + min(step, sizes["scroll"] - top)})
             self.page.evaluate(JS_SHOW, [run.panel, top])
             self.page.wait_for_timeout(200)  # let the layout settle after the resize
-            path = self.artifacts / (name if i == 0 else name.replace(".png", f"-{i + 1}.png"))
-            self.page.screenshot(path=str(path))
+            stem = Path(name).stem if i == 0 else f"{Path(name).stem}-{i + 1}"
+            path = self.artifacts / f"{stem}.jpg"  # JPEG: half the time of a PNG this size
+            self.page.screenshot(path=str(path), type="jpeg", quality=75)
             paths.append(path)
         self.page.set_viewport_size({"width": width, "height": height})
         run.screenshots = paths
@@ -374,18 +377,11 @@ class Lab:
 def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=None, keep=()) -> None:
     """Open and run the notebooks, `jobs` at a time (each has its own kernel); `after(run)` is called
     as each one finishes (collect its cells, screenshot), then its kernel is shut down and its tab
-    closed, unless the run is in `keep`."""
+    closed, unless the run is in `keep`. The next notebook starts before a finished one is
+    inspected, so that the kernels are kept busy."""
     queue, active = list(runs), []
     while queue or active:
-        while queue and len(active) < jobs:
-            run = queue.pop(0)
-            try:
-                lab.open(run)
-                lab.start_running(run)
-                active.append((run, time.monotonic()))
-            except Exception as exc:  # reported by the test for this notebook; the others go on
-                run.error = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.25)
+        finished = []
         for item in list(active):
             run, started = item
             result = lab.finished(run)
@@ -394,6 +390,16 @@ def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=N
             active.remove(item)
             run.result = result or {"ok": False, "stops": [],
                                     "error": f"not finished after {per_notebook_s:g} s"}
+            finished.append(run)
+        while queue and len(active) < jobs:
+            run = queue.pop(0)
+            try:
+                lab.open(run)
+                lab.start_running(run)
+                active.append((run, time.monotonic()))
+            except Exception as exc:  # reported by the test for this notebook; the others go on
+                run.error = f"{type(exc).__name__}: {exc}"
+        for run in finished:
             try:
                 lab.collect(run)
                 if after:
@@ -406,3 +412,5 @@ def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=N
                         lab.close_notebook(run)
                 except Exception:
                     pass
+        if active and not finished:
+            time.sleep(0.25)

@@ -85,7 +85,7 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     browser_dir = ARTIFACTS / "browser"
     browser_dir.mkdir(parents=True, exist_ok=True)
-    for old in browser_dir.glob("*.png"):
+    for old in [*browser_dir.glob("*.png"), *browser_dir.glob("*.jpg")]:
         old.unlink()
 
     prefix = make_prefix(tmp)  # a learner's Jupyter, configured by binder/postBuild
@@ -117,7 +117,7 @@ def lab(tmp_path_factory):
                                      LEARNER_PLUGINS + INSTRUCTOR_PLUGINS)
 
         def after(run: Run) -> None:
-            page.screenshot(run, f"{Path(run.path).stem}-{run.kind}.png")
+            page.screenshot(run, f"{Path(run.path).stem}-{run.kind}")
 
         completed = [r for r in runs if r.kind == "completed"]
         run_all(page, runs, JOBS, PER_NOTEBOOK_S, after, keep=completed)
@@ -128,7 +128,8 @@ def lab(tmp_path_factory):
         timings = {"total_s": round(total, 1), "startup_s": round(ready, 1), "jobs": JOBS,
                    "notebooks": {f"{r.kind}:{r.path}": {
                        "open_s": round(r.opened_seconds, 1),
-                       "run_s": round((r.result or {}).get("seconds", -1), 1)} for r in runs}}
+                       "run_s": round((r.result or {}).get("seconds", -1), 1),
+                       "waits": (r.result or {}).get("waits")} for r in runs}}
         (browser_dir / "timings.json").write_text(json.dumps(timings, indent=1))
         print(f"\nbrowser test: {total:.0f} s in all ({ready:.0f} s to a ready JupyterLab), {JOBS} at a time")
         yield {"runs": {(r.kind, Path(r.path).stem): r for r in runs}, "plugins": plugins,
