@@ -102,8 +102,10 @@ def _redirect_output(fd: int) -> None:
 
 
 def _learner_line(frames: traceback.StackSummary) -> str:
-    """' (line N of your code: ...)' for the innermost frame outside the package, torch, stdlib."""
-    roots = (_PACKAGE_DIR, os.path.dirname(torch.__file__), os.path.dirname(os.__file__))
+    """' (line N of your code: ...)' for the innermost frame outside the course package, the
+    installed packages (torch, numpy, ...) and the standard library."""
+    site_packages = os.path.dirname(os.path.dirname(torch.__file__))
+    roots = (_PACKAGE_DIR, site_packages, os.path.dirname(os.__file__))
     mine = [f for f in frames if not f.filename.startswith(roots)]
     if not mine:
         return ""

@@ -79,6 +79,14 @@ def test_results_in_rank_order_as_python_and_numpy():
         torch.testing.assert_close(r["tensor"], torch.full((3,), 66.0))  # a tensor, by value
 
 
+def test_the_kernels_signal_handlers_are_left_alone():
+    # torch.distributed.elastic launchers install SIGINT/SIGTERM handlers in the caller and leave
+    # them there; launch() forks instead, and the kernel's handlers must survive it.
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    launch(lambda rank, world_size: rank, 2, timeout=20)
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
 def test_one_rank_and_one_thread_per_worker():
     def fn(rank, world_size):
         return torch.get_num_threads(), dist.get_world_size()
