@@ -130,19 +130,23 @@ def _imports(source: str) -> set[str]:
 
 def test_notebooks_import_only_what_binder_installs():
     """A notebook importing a package that only happens to be in the developer's .venv would
-    pass every other test and fail on Binder."""
+    pass every other test and fail on Binder. Python files beside a notebook count as its own
+    modules (their imports are checked too)."""
     binder = {CONDA_TO_PIP.get(n, n) for n in conda_pins(BINDER / "environment.yml")} - {"python"}
     available = _with_dependencies(binder)
     owners = importlib.metadata.packages_distributions()
     missing = {}
-    sources = [p for folder in ("solutions", "notebooks") for p in (REPO / folder).glob("*/*.ipynb")]
-    assert sources
-    for path in sources:
-        for cell in notebooks.read(path).cells:
-            if cell.cell_type != "code":
-                continue
-            for module in _imports(cell.source):
-                if module in sys.stdlib_module_names or module == "primer":
+    folders = [p for name in ("solutions", "notebooks") for p in sorted((REPO / name).iterdir())
+               if p.is_dir()]
+    assert folders
+    for folder in folders:
+        local = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if p.is_dir()}
+        sources = [(p, c.source) for p in folder.glob("*.ipynb")
+                   for c in notebooks.read(p).cells if c.cell_type == "code"]
+        sources += [(p, p.read_text()) for p in folder.glob("*.py")]
+        for path, source in sources:
+            for module in _imports(source):
+                if module in sys.stdlib_module_names or module == "primer" or module in local:
                     continue
                 dists = {_canonical(d) for d in owners.get(module, [module])}
                 if not dists & available:
