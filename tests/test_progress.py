@@ -66,13 +66,6 @@ def test_untouched_checkout_is_all_not_started_and_fast():
     assert f"Total: 0 / {progress._points(possible)} points" in text
 
 
-def test_the_command_prints_the_table():
-    text = run_report(REPO / "notebooks")
-    first = RELEASED[0]
-    assert f"{first}   0 / " in text
-    assert "not started" in text and "Total: 0 / " in text
-
-
 def _filled_in(assignment: str) -> tuple[nbformat.NotebookNode, list[str]]:
     """The release with: exercise 1 solved, exercise 2 wrong (returns None), exercise 3 raising an
     error in the learner's code, exercise 4 a syntax error; the others untouched."""
