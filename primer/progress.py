@@ -146,7 +146,8 @@ def run_notebook(path: Path, results: Path) -> None:
     config.HistoryManager.enabled = False  # nothing written to ~/.ipython
     shell = InteractiveShell.instance(config=config)
     nb = notebooks.read(path)
-    os.chdir(path.parent)  # as in Jupyter: relative paths start at the notebook's folder
+    os.chdir(path.parent)  # as in Jupyter: relative paths and imports start at the notebook's folder
+    sys.path.insert(0, str(path.parent))
 
     def run(source: str) -> BaseException | None:
         sink = io.StringIO()
