@@ -310,7 +310,15 @@ class Lab:
         self.page.wait_for_function(JS_KERNEL_IDLE, arg=run.panel, timeout=timeout_ms)
         self.page.wait_for_selector(f"#{run.panel} .jp-Notebook-ExecutionIndicator[data-status='idle']",
                                     state="attached", timeout=timeout_ms)
-        run.toolbar = self.page.evaluate(JS_TOOLBAR, run.panel)
+        # The indicator can flicker busy right after start-up (kernel info, comm set-up): wait
+        # until it reads idle twice in a row, half a second apart.
+        deadline, idle_reads = started + timeout_ms / 1000, 0
+        while True:
+            run.toolbar = self.page.evaluate(JS_TOOLBAR, run.panel)
+            idle_reads = idle_reads + 1 if run.toolbar.get("indicator") == "idle" else 0
+            if idle_reads >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         run.opened_seconds = time.monotonic() - started
 
     def start_running(self, run: Run) -> None:
