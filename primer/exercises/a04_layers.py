@@ -200,38 +200,31 @@ def _flat(t):
     return t.reshape(-1, t.shape[-1])
 
 
-class _LinearNoBiasGrad(torch.autograd.Function):
+class _LinearRightForward(torch.autograd.Function):
+    """The correct forward; the hint classes below differ only in a wrong backward."""
+
     @staticmethod
     def forward(ctx, x, w, b=None):
         ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
         return F.linear(x, w, b)
 
+
+class _LinearNoBiasGrad(_LinearRightForward):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         return g @ w, _flat(g).T @ _flat(x), None
 
 
-class _LinearGradWeightTransposed(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, b=None):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return F.linear(x, w, b)
-
+class _LinearGradWeightTransposed(_LinearRightForward):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         return g @ w, _flat(x).T @ _flat(g), _flat(g).sum(0) if ctx.has_bias else None
 
 
-class _LinearGradInputTransposed(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, b=None):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return F.linear(x, w, b)
-
+class _LinearGradInputTransposed(_LinearRightForward):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
