@@ -1,13 +1,16 @@
 """The grading contract: a check runs a learner's object on seeded cases and explains failures.
 
-A `Check` is a pure description (DESIGN.md, "tamper resistance"): `cases(generator)` makes the
+A `Check` is a pure description: `cases(generator)` makes the
 inputs, `run(obj, case)` calls an object on one case and returns plain outputs, and the outputs of
 the learner's object are compared with those of `reference` (torch, or a derivation). Hints are
 objects that implement a known mistake: when the learner's outputs match a hint's outputs, the
 failure names the mistake.
 
 `evaluate()` never raises for anything the learner did; `check()` is the one-line notebook form
-that prints a pass or raises `CheckFailed` with the explanation.
+that prints a pass or raises `CheckFailed` with the explanation. Both go through `judge()`, which
+the grader also uses on the outcomes that learner code produced in the sandbox
+(primer/grader/): the same cases, references, comparisons and hints, in a process that never
+runs learner code.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from primer.outputs import plain
 
 VISIBLE_SEED = 0
 # Hidden test cells use PRIMER_GRADING_SEED, which the autograder sets (autograder/
@@ -164,16 +169,44 @@ def _fresh(case: Case) -> Case:
         return case
 
 
-def _run_learner(spec: Check, obj, case: Case):
-    """Run the learner's object; warnings and stderr go to the returned notes, not to stderr."""
+@dataclass(frozen=True)
+class Outcome:
+    """What the learner's object did on one case, as data: its output, or why there is none.
+
+    In the notebook `run_case` makes it in the same process; in grading the sandbox makes it and
+    the grader reads it back (primer.outputs), so both judge exactly the same thing.
+    """
+
+    output: Any = None  # plain data (primer.outputs.plain)
+    error: str = ""  # what went wrong, a sentence that follows "✗ key, case 'label': "
+    not_implemented: bool = False  # the released stub's bare `raise NotImplementedError()`
+    notes: tuple[str, ...] = ()  # warnings the learner's code raised (they cost nothing)
+
+
+def run_case(spec: Check, obj, case: Case) -> Outcome:
+    """Run the learner's object on one case. Never raises because of the learner's object."""
     notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout):
-        warnings.simplefilter("always")
-        with _deadline(spec.timeout):
-            output = spec.run(obj, _fresh(case))
-    for w in caught:
-        notes.append(f"{w.category.__name__}: {w.message}")
-    return output, notes
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout):
+            warnings.simplefilter("always")
+            with _deadline(spec.timeout):
+                output = plain(spec.run(obj, _fresh(case)))
+        notes = [f"{w.category.__name__}: {w.message}" for w in caught]
+    except NotImplementedError as exc:
+        if not str(exc):
+            return Outcome(not_implemented=True)
+        return Outcome(error=f"your code raised NotImplementedError: {exc}{_learner_location(exc)}")
+    except LearnerTimeout:
+        return Outcome(error=f"did not finish within {spec.timeout:g} s. Is there a loop that never ends?")
+    except RecursionError as exc:
+        return Outcome(error="RecursionError (maximum recursion depth). "
+                       f"Deep graphs need an iterative traversal.{_learner_location(exc)}")
+    except MemoryError as exc:
+        return Outcome(error=f"ran out of memory (MemoryError){_learner_location(exc)}")
+    except Exception as exc:
+        return Outcome(error=f"your code raised {type(exc).__name__}: "
+                       f"{_first_line(exc)}{_learner_location(exc)}")
+    return Outcome(output=output, notes=tuple(notes))
 
 
 def _learner_location(exc: BaseException) -> str:
@@ -189,39 +222,37 @@ def _learner_location(exc: BaseException) -> str:
 
 
 def evaluate(spec: Check, obj, seed: int = VISIBLE_SEED) -> Result:
-    """Run one check. Never raises because of the learner's object."""
+    """Run one check on the learner's object, in this process. Never raises because of it."""
+    return judge(spec, seed, lambda index, case: run_case(spec, obj, case))
+
+
+def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome]) -> Result:
+    """Compare the learner's outcome on each case with the reference's; the first failure explains.
+
+    `outcome_of(index, case)` is the learner's outcome on the case: computed on the spot
+    (`evaluate`) or read from what the sandbox returned (primer.grader.verify).
+    """
     cases = spec.cases(torch.Generator().manual_seed(seed))
     notes: list[str] = []
-    for case in cases:
-        expected = spec.run(spec.reference, _fresh(case))
+    for index, case in enumerate(cases):
+        expected = plain(spec.run(spec.reference, _fresh(case)))
         head = f"✗ {spec.key}, case {case.label!r}"
-        try:
-            actual, case_notes = _run_learner(spec, obj, case)
-            notes += case_notes
-        except NotImplementedError as exc:
-            if not str(exc):
-                return Result(
-                    spec.key,
-                    False,
-                    f"✗ {spec.key}: {spec.exercise} is not implemented yet. Replace "
-                    "`raise NotImplementedError()` in its cell with your code, run that cell, "
-                    "then run this one again.",
-                )
-            return Result(spec.key, False, f"{head}: your code raised NotImplementedError: "
-                          f"{exc}{_learner_location(exc)}")
-        except LearnerTimeout:
-            return Result(spec.key, False, f"{head}: did not finish within {spec.timeout:g} s. "
-                          "Is there a loop that never ends?")
-        except RecursionError as exc:
-            return Result(spec.key, False, f"{head}: RecursionError (maximum recursion depth). "
-                          f"Deep graphs need an iterative traversal.{_learner_location(exc)}")
-        except Exception as exc:
-            return Result(spec.key, False, f"{head}: your code raised {type(exc).__name__}: "
-                          f"{_first_line(exc)}{_learner_location(exc)}")
-        problem = compare(actual, expected, spec)
+        outcome = outcome_of(index, case)
+        notes += outcome.notes
+        if outcome.not_implemented:
+            return Result(
+                spec.key,
+                False,
+                f"✗ {spec.key}: {spec.exercise} is not implemented yet. Replace "
+                "`raise NotImplementedError()` in its cell with your code, run that cell, "
+                "then run this one again.",
+            )
+        if outcome.error:
+            return Result(spec.key, False, f"{head}: {outcome.error}", tuple(notes))
+        problem = compare(outcome.output, expected, spec)
         if problem is not None:
             message = f"{head}: {problem}"
-            hint = _matching_hint(spec, case, actual, expected)
+            hint = _matching_hint(spec, case, outcome.output, expected)
             if hint:
                 message += f"\n  Hint: {hint}"
             return Result(spec.key, False, message, tuple(notes))
@@ -239,7 +270,7 @@ def _matching_hint(spec: Check, case: Case, actual, expected) -> str | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mistaken = spec.run(hint.mistake, _fresh(case))
+                mistaken = plain(spec.run(hint.mistake, _fresh(case)))
         except Exception:
             continue
         # A hint only counts when the mistake really differs from the reference on this case.
