@@ -203,6 +203,8 @@ def run_case(spec: Check, obj, case: Case) -> Outcome:
                        f"Deep graphs need an iterative traversal.{_learner_location(exc)}")
     except MemoryError as exc:
         return Outcome(error=f"ran out of memory (MemoryError){_learner_location(exc)}")
+    except SystemExit as exc:  # sys.exit() inside the learner's function: a failure, not an exit
+        return Outcome(error=f"your code called sys.exit({exc.code!r}){_learner_location(exc)}")
     except Exception as exc:
         return Outcome(error=f"your code raised {type(exc).__name__}: "
                        f"{_first_line(exc)}{_learner_location(exc)}")
