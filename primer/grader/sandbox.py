@@ -1,20 +1,20 @@
 """Run untrusted learner code in a bubblewrap (`bwrap`) sandbox, with limits, and say what happened.
 
-The sandbox sees a whitelist: /usr (and the /bin, /lib, /lib64 links), a few /etc files, the Python
-installation, the venv and the course package, all read-only, plus ONE writable folder, the run's
+The sandbox sees a whitelist, read-only: /usr (and the /bin, /lib, /lib64 links), a few /etc files,
+the Python installation, the venv and the course package; and ONE writable folder, the run's
 `workdir` (also its /tmp). Nothing else of the course folder (gradebook, submissions, solutions)
-exists inside. It has its own PID, network (loopback only), IPC, UTS and cgroup namespaces, so it
-can reach no host service and no process outlives the run: when the main process ends, bwrap (PID 1
-inside) ends and the kernel kills everything else in the namespace.
+exists inside. Its own PID, network (loopback only), IPC, UTS and cgroup namespaces mean it reaches
+no host service, and nothing outlives the run: when the main process ends, bwrap ends, its PID 1
+inside dies with it (--die-with-parent) and the kernel kills everything else in the namespace.
 
-As root (the grading server), the code inside runs as an unprivileged uid (one per concurrent run:
-RLIMIT_NPROC counts per uid) without capabilities and with no_new_privs, via `setpriv`. As an
-ordinary user, bwrap uses a user namespace instead: the code runs as that same user (no uid change
-is possible), so `processes` then counts all of that user's processes.
+As root (the grading server) the code inside runs as an unprivileged uid, without capabilities
+and with no_new_privs (`setpriv`). As an ordinary user bwrap uses a user namespace instead, and the
+code runs as that same user: no uid change is possible, so `processes` then counts all of that
+user's processes.
 
 Limits are rlimits set before bwrap starts (inherited by everything inside), plus a wall-clock
-deadline and an output cap enforced here. The instructor sets them in autograder/nbgrader_config.py:
-`c.Sandbox.memory_mb = 4096` etc.
+deadline and an output cap enforced here. The instructor sets them in autograder/nbgrader_config.py
+(`c.Sandbox.memory_mb = 4096`); the program inside finds them in PRIMER_LIMIT_<LIMIT>.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress as _suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,29 @@ NOBODY = 65534
 CONFIG_FILE = "autograder/nbgrader_config.py"
 LIMITS = ("memory_mb", "cpu_seconds", "wall_seconds", "processes", "file_mb", "open_files", "output_mb")
 ETC_FILES = ("ld.so.cache", "passwd", "group", "nsswitch.conf", "localtime", "hosts")
-# As root, --unshare-all would also make a user namespace mapping only root, where setpriv cannot
-# switch to another uid; so root lists the namespaces explicitly (all but user).
+# As root, --unshare-all would also make a user namespace that maps only root, in which setpriv
+# cannot switch uid: root lists the other namespaces. A user gets a user namespace in which the
+# code may not make more (to rearrange its mounts).
 UNSHARE_ROOT = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-# As a user: a user namespace, in which the code may not make further ones (to rearrange mounts).
 UNSHARE_USER = ["--unshare-all", "--unshare-user", "--disable-userns"]
+# PID 2 inside, between bwrap and the command: it reports the command's wait status and CPU time,
+# as bwrap reports a signal only as exit code 128 + N and nobody outside can wait for its children.
+REPORTER = """if 1:
+    import os, sys
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(sys.argv[2], sys.argv[2:])
+        except OSError as e:
+            os.write(2, f"{sys.argv[2]}: {e.strerror}\\n".encode())
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    os.write(fd, f"{status} {usage.ru_utime + usage.ru_stime}".encode())
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)
+"""
 log = logging.getLogger(__name__)
 
 
@@ -59,71 +78,70 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass
 class SandboxResult:
-    returncode: int | None  # the exit code; -N when signal N ended it; None when the supervisor killed it
+    returncode: int | None  # exit code; -N when signal N ended it; None when the supervisor killed it
     signal: int | None  # the signal that ended the main process, if any
     stdout: str  # decoded with errors="replace"; stdout and stderr share the output_mb cap
     stderr: str
-    limit: str | None  # the limit that ended the run (or cut its output), by its trait name
+    limit: str | None  # the limit that ended the run (or cut its output), by trait name
     message: str  # the sentence for the learner when a limit was hit, else ""
     wall_seconds: float
-    cpu_seconds: float  # user+system time of the processes that were waited for (see run())
+    cpu_seconds: float  # of the main process and the children it waited for (0 after a wall kill)
 
 
 class Sandbox(Configurable):
-    """The limits of one run, and run() to start a command inside the sandbox."""
+    """The limits of a run, and run() to start a command inside the sandbox."""
 
-    memory_mb = Int(4096, help="Address space per process (RLIMIT_AS), in MB. torch needs 1-3 GB of "
-                    "address space just to import.").tag(config=True)
+    memory_mb = Int(4096, help="Address space per process (RLIMIT_AS), in MB. torch needs 1-3 GB "
+                    "of address space just to import.").tag(config=True)
     cpu_seconds = Int(300, help="CPU time per process (RLIMIT_CPU), in seconds.").tag(config=True)
-    wall_seconds = Float(900.0, help="Wall-clock time of the whole run, in seconds; then everything "
+    wall_seconds = Float(900, help="Wall-clock time of the whole run, in seconds; then everything "
                          "inside is killed.").tag(config=True)
-    processes = Int(256, help="Processes and threads of the run's uid (RLIMIT_NPROC): stops fork bombs."
-                    ).tag(config=True)
+    processes = Int(256, help="Processes and threads of the run's uid (RLIMIT_NPROC): stops fork "
+                    "bombs.").tag(config=True)
     file_mb = Int(256, help="Largest file a process may write (RLIMIT_FSIZE), in MB.").tag(config=True)
     open_files = Int(1024, help="Open files per process (RLIMIT_NOFILE).").tag(config=True)
-    output_mb = Int(4, help="stdout+stderr kept per run, in MB; the rest is read and discarded.").tag(config=True)
+    output_mb = Int(4, help="stdout+stderr kept per run, in MB; the rest is read and discarded."
+                    ).tag(config=True)
     allow_unsandboxed = Bool(False, help="Where bubblewrap cannot run, run learner code WITHOUT "
-                             "isolation (same limits, none of the protection). At your own risk.").tag(config=True)
-    uid_base = Int(64000, help="Concurrent runs use uids uid_base + worker index (when run as root)."
-                   ).tag(config=True)
+                             "isolation (same limits, no protection). At your own risk.").tag(config=True)
+    uid_base = Int(64000, help="Concurrent runs (as root) use uids uid_base + worker index: "
+                   "RLIMIT_NPROC counts per uid.").tag(config=True)
 
     def run(self, argv: list[str], workdir: Path, *, uid: int | None = None, env: dict | None = None,
             extra_readonly: list[Path] = (), stdin: bytes | None = None) -> SandboxResult:
         """Run argv in the sandbox with `workdir` (which must exist) as its only writable folder.
 
-        `uid` (default 65534) is the uid the code runs as, when this runs as root: give each
-        concurrent run its own. `env` is added to the minimal environment (HOME, TMPDIR,
-        MPLCONFIGDIR point into workdir; PRIMER_LIMIT_<LIMIT> tell the code its limits).
-        `cpu_seconds` of the result misses processes killed with the namespace (all of them after
-        a wall-clock kill), as nobody waits for those.
+        As root, the code runs as `uid` (default 65534; give each concurrent run its own) and
+        workdir is chowned to it. `env` is added to a minimal environment; HOME, TMPDIR and
+        MPLCONFIGDIR point into workdir. `extra_readonly` paths are bound read-only.
         """
         problem = sandbox_problem()
         if problem and not self.allow_unsandboxed:
             raise SandboxUnavailable(problem)
         workdir = Path(workdir).resolve()
         (workdir / "tmp").mkdir(exist_ok=True)
-        uid = NOBODY if uid is None else uid
         full_env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8",
                     "PYTHONDONTWRITEBYTECODE": "1", **(env or {}),
                     "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
                     "MPLCONFIGDIR": str(workdir / ".matplotlib"),
                     **{f"PRIMER_LIMIT_{name.upper()}": f"{getattr(self, name):g}" for name in LIMITS}}
-        info_r = info_w = None
+        pipes = {}
         if problem:
             _warn_unsandboxed(problem)
             cmd = list(argv)
         else:
             if os.geteuid() == 0:
-                _chown_tree(workdir, uid)
-            info_r, info_w = os.pipe()  # bwrap writes the host pid of its PID 1 here
-            cmd = self._bwrap_argv(argv, workdir, uid, extra_readonly, info_w)
-        # The environment goes to bwrap through execve, not as --setenv arguments: argv is visible
-        # to every user of the host in /proc/*/cmdline, the environment only to the same uid.
+                _chown_tree(workdir, NOBODY if uid is None else uid)
+            pipes = {"info": os.pipe(), "report": os.pipe()}  # (read, write) each
+            cmd = self._bwrap_argv(argv, workdir, NOBODY if uid is None else uid, extra_readonly,
+                                   info_fd=pipes["info"][1], report_fd=pipes["report"][1])
+        # The environment reaches the command through bwrap's own (not --setenv, i.e. argv, which
+        # every user of the host can read in /proc/*/cmdline).
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=full_env, cwd=workdir, start_new_session=True,
                                 stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=self._rlimit_setter(), pass_fds=[] if info_w is None else [info_w])
+                                preexec_fn=self._rlimit_setter(), pass_fds=[w for _, w in pipes.values()])
         output = _Output(self.output_mb * 2**20)
         threads = [threading.Thread(target=output.drain, args=(proc.stdout, output.out), daemon=True),
                    threading.Thread(target=output.drain, args=(proc.stderr, output.err), daemon=True)]
@@ -131,102 +149,96 @@ class Sandbox(Configurable):
             threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
         for thread in threads:
             thread.start()
-        init_pidfd = None
-        if info_w is not None:
-            os.close(info_w)
-            init_pidfd = _open_init(info_r)
-        # A pidfd turns readable when the process exits: wait for that or for the deadline.
-        pidfd = os.pidfd_open(proc.pid)
+        for _, w in pipes.values():
+            os.close(w)
+        init_pidfd = _pidfd_of_init(_read_all(pipes["info"][0])) if pipes else None
+
+        pidfd = os.pidfd_open(proc.pid)  # readable when bwrap exits
         timed_out = not select.select([pidfd], [], [], self.wall_seconds)[0]
         os.close(pidfd)
         if timed_out:  # bwrap's PID 1 dies with it (--die-with-parent), and with it the namespace
             os.killpg(proc.pid, signal.SIGKILL)
         _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait
-        if init_pidfd is not None:  # the namespace is empty once its PID 1 has exited
-            select.select([init_pidfd], [], [], 10)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+        if init_pidfd is not None:  # bwrap may exit before its PID 1; the namespace is empty when
+            select.select([init_pidfd], [], [], 10)  # PID 1 has exited
             os.close(init_pidfd)
-        if problem:  # no namespace: kill what is left in the process group (not what left it)
-            _kill_group(proc.pid)
+        elif problem:  # no namespace: kill what is left in the process group (not what left it)
+            with _suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=10)
         _remove_mount_points(workdir)
 
-        code = proc.returncode
-        if code > 128 and not problem:  # bwrap reports "killed by signal N" as exit code 128 + N
-            code = 128 - code
-        sig = -code if code < 0 else None
         cpu = usage.ru_utime + usage.ru_stime
+        report = _read_all(pipes["report"][0]).split() if pipes else []
+        if report:  # the command's own status and CPU time, from the reporter
+            status, cpu = int(report[0]), cpu + float(report[1])
+        code = os.waitstatus_to_exitcode(status)
+        sig = -code if code < 0 else None
         if timed_out:
             limit = "wall_seconds"
         elif sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= self.cpu_seconds):
-            limit = "cpu_seconds"  # SIGKILL: the hard limit, when SIGXCPU was ignored
+            limit = "cpu_seconds"  # SIGKILL: at the hard limit, if SIGXCPU was ignored
         elif sig == signal.SIGXFSZ:
-            limit = "file_mb"
-        elif output.overflow:
-            limit = "output_mb"
+            limit = "file_mb"  # (Python ignores SIGXFSZ and raises OSError EFBIG instead)
         else:
-            limit = None
+            limit = "output_mb" if output.overflow else None
         return SandboxResult(
             returncode=None if timed_out else code, signal=sig,
             stdout=output.out.decode(errors="replace"), stderr=output.err.decode(errors="replace"),
             limit=limit, message=limit_message(limit, self) if limit else "",
             wall_seconds=time.monotonic() - started, cpu_seconds=cpu)
 
-    def _bwrap_argv(self, argv, workdir: Path, uid: int, extra_readonly, info_fd: int) -> list[str]:
+    def _bwrap_argv(self, argv, workdir: Path, uid: int, extra_readonly, *, info_fd: int,
+                    report_fd: int) -> list[str]:
         cmd = [BWRAP, "--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/lib", "/lib64", "/sbin"):  # symlinks into /usr on merged-/usr systems
             if os.path.islink(top):
                 cmd += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 cmd += ["--ro-bind", top, top]
-        for name in ETC_FILES:
-            cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         # The package is an editable install, found by its path: bind its folder, not the repository.
-        readonly = [sys.base_prefix, sys.prefix, Path(primer.__file__).parent, *extra_readonly]
+        readonly = [*(f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")),
+                    sys.base_prefix, sys.prefix, Path(primer.__file__).parent, *extra_readonly]
+        made = {"/", "/tmp"}
         for path in dict.fromkeys(str(p) for p in readonly):
-            cmd += ["--ro-bind", path, path]
+            cmd += [*_parents(path, made), "--ro-bind", path, path]
         # /tmp first: a workdir under /tmp is then mounted on top of it, not hidden by it.
-        cmd += ["--bind", str(workdir / "tmp"), "/tmp", "--bind", str(workdir), str(workdir),
-                "--proc", "/proc", "--dev", "/dev",
-                # --dev's /dev/shm is root's; make it everyone's, and bounded (tmpfs is RAM)
+        cmd += ["--bind", str(workdir / "tmp"), "/tmp", *_parents(str(workdir), made),
+                "--bind", str(workdir), str(workdir), "--proc", "/proc", "--dev", "/dev",
+                # --dev's /dev/shm is root's: make it everyone's, and bounded (a tmpfs is RAM)
                 "--perms", "1777", "--size", str(self.memory_mb * 2**20), "--tmpfs", "/dev/shm",
-                *(UNSHARE_ROOT if os.geteuid() == 0 else UNSHARE_USER),
-                "--die-with-parent", "--new-session", "--chdir", str(workdir), "--info-fd", str(info_fd),
-                "--"]
-        if os.geteuid() == 0:  # changing uid clears the parent-death signal: set it again
+                *(UNSHARE_ROOT if os.geteuid() == 0 else UNSHARE_USER), "--die-with-parent",
+                "--new-session", "--chdir", str(workdir), "--info-fd", str(info_fd), "--"]
+        if os.geteuid() == 0:  # a uid change clears the parent-death signal: set it again
             cmd += [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
                     "--inh-caps=-all", "--bounding-set=-all", "--pdeathsig=KILL", "--"]
-        return cmd + list(argv)
+        return cmd + [sys.executable, "-I", "-S", "-c", REPORTER, str(report_fd), *argv]
 
     def _rlimit_setter(self):
-        """The preexec_fn: only setrlimit calls on values computed here (it runs in the forked child)."""
-        mb = 2**20
-        cpu = self.cpu_seconds
-        limits = [(resource.RLIMIT_AS, self.memory_mb * mb, self.memory_mb * mb),
-                  (resource.RLIMIT_CPU, cpu, cpu + 5),  # SIGXCPU at cpu, SIGKILL 5 s later
-                  (resource.RLIMIT_NPROC, self.processes, self.processes),
-                  (resource.RLIMIT_FSIZE, self.file_mb * mb, self.file_mb * mb),
-                  (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
-                  (resource.RLIMIT_CORE, 0, 0)]
+        """The preexec_fn: nothing but setrlimit calls, on values computed beforehand."""
+        mb, cpu = 2**20, self.cpu_seconds
+        limits = [(resource.RLIMIT_AS, self.memory_mb * mb), (resource.RLIMIT_NPROC, self.processes),
+                  (resource.RLIMIT_FSIZE, self.file_mb * mb), (resource.RLIMIT_NOFILE, self.open_files),
+                  (resource.RLIMIT_CORE, 0)]
 
         def set_limits():
-            for which, soft, hard in limits:
-                resource.setrlimit(which, (soft, hard))
+            for which, value in limits:
+                resource.setrlimit(which, (value, value))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))  # SIGXCPU, then SIGKILL 5 s later
         return set_limits
 
 
 def limit_message(name: str, sandbox: Sandbox | None = None) -> str:
-    """The sentence for the learner when limit `name` was hit, e.g. "used more than 4 GB of memory (...)".
+    """The sentence for the learner when limit `name` was hit: "used more than 4 GB of memory (...)".
 
-    Without `sandbox` (in the program inside) the values come from PRIMER_LIMIT_<NAME>, as run() sets them.
+    Without `sandbox` (in the program inside) the values come from PRIMER_LIMIT_<NAME>, set by run().
     """
-    def value(limit):
-        if sandbox is not None:
-            return getattr(sandbox, limit)
-        return float(os.environ.get(f"PRIMER_LIMIT_{limit.upper()}", Sandbox.class_traits()[limit].default_value))
-
-    v = value(name)
+    if sandbox is not None:
+        v = getattr(sandbox, name)
+    else:
+        v = float(os.environ.get(f"PRIMER_LIMIT_{name.upper()}", Sandbox.class_traits()[name].default_value))
     size = f"{v / 1024:g} GB" if v >= 1024 and v % 1024 == 0 else f"{v:g} MB"
     text = {"memory_mb": f"used more than {size} of memory",
             "cpu_seconds": f"used more than {v:g} s of CPU time",
@@ -246,7 +258,7 @@ def sandbox_problem() -> str | None:
 @functools.cache
 def _probe(bwrap: str) -> str | None:
     unsafe = (f"Or set c.Sandbox.allow_unsandboxed = True in {CONFIG_FILE} to grade WITHOUT isolation "
-              "(learner code can then read and change everything this user can), at your own risk.")
+              "(learner code can then read and change all that this user can), at your own risk.")
     if not os.access(bwrap, os.X_OK):
         return f"bubblewrap is not installed ({bwrap} is missing): `apt-get install bubblewrap`. {unsafe}"
     if os.geteuid() == 0 and not os.access(SETPRIV, os.X_OK):
@@ -258,15 +270,15 @@ def _probe(bwrap: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bubblewrap ({bwrap}) does not run: {e}. {unsafe}"
     if done.returncode != 0:
-        return (f"bubblewrap cannot create its namespaces here ({done.stderr.strip()}). Enable user "
+        return (f"bubblewrap cannot make its namespaces here ({done.stderr.strip()}). Enable user "
                 "namespaces (`sysctl kernel.unprivileged_userns_clone=1`; on Ubuntu 24.04 also "
-                "`sysctl kernel.apparmor_restrict_unprivileged_userns=0`), or in a container allow them "
-                f"(e.g. docker run --security-opt seccomp=unconfined). {unsafe}")
+                "`sysctl kernel.apparmor_restrict_unprivileged_userns=0`), or in a container allow "
+                f"them (docker run --security-opt seccomp=unconfined). {unsafe}")
     return None
 
 
 @functools.cache
-def _warn_unsandboxed(problem: str) -> None:  # cached: warn once
+def _warn_unsandboxed(problem: str) -> None:  # cached: warns once
     log.warning("Running learner code WITHOUT a sandbox (c.Sandbox.allow_unsandboxed = True): %s", problem)
 
 
@@ -289,20 +301,20 @@ class _Output:
 
 
 def _feed(pipe, data: bytes) -> None:
-    try:
-        with pipe:
-            pipe.write(data)
-    except BrokenPipeError:  # the program did not read it all: its business
-        pass
+    with _suppress(BrokenPipeError), pipe:  # the program need not read it all
+        pipe.write(data)
 
 
-def _open_init(info_r: int) -> int | None:
-    """A pidfd of bwrap's PID 1, from --info-fd (which bwrap closes right after writing)."""
-    with os.fdopen(info_r, "rb") as f:
-        info = f.read()
+def _read_all(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _pidfd_of_init(info: bytes) -> int | None:
+    """A pidfd of bwrap's PID 1, whose host pid bwrap wrote to --info-fd."""
     try:
         return os.pidfd_open(json.loads(info)["child-pid"])
-    except (ValueError, KeyError, OSError):  # bwrap failed before starting it; or it is gone already
+    except (ValueError, KeyError, OSError):  # bwrap failed before starting it, or it is gone already
         return None
 
 
@@ -314,20 +326,23 @@ def _chown_tree(top: Path, uid: int) -> None:
             os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _parents(path: str, made: set[str]) -> list[str]:
+    """--dir for the missing parents of a mount point, 0755: bwrap would make them 0700, which the
+    uid inside could not traverse (to /root/.pyenv, say)."""
+    args = []
+    for parent in reversed(Path(path).parents):
+        if str(parent) not in made:
+            made.add(str(parent))
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
 
 
 def _remove_mount_points(workdir: Path) -> None:
-    """bwrap made empty folders in workdir/tmp for mounting a workdir that is under /tmp: remove them."""
+    """Mounting a workdir under /tmp made empty folders in workdir/tmp (/tmp inside): remove them."""
     if workdir.is_relative_to("/tmp") and workdir != Path("/tmp"):
         path = workdir / "tmp" / workdir.relative_to("/tmp")
         while path != workdir / "tmp":
-            try:
+            with _suppress(OSError):
                 path.rmdir()
-            except OSError:
-                return
             path = path.parent
+
