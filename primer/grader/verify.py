@@ -280,6 +280,8 @@ def _judge_cell(cell: TestCell, seed: int, cells: list[str], kinds: dict, summar
         result = _judge_call(call, seed if call.hidden else VISIBLE_SEED, cells, kinds.get(call.name),
                              summary, out, problem)
         passed &= result.passed
+        if call.hidden and result.message in lines:
+            continue  # the same sentence twice ("not implemented yet") says nothing more
         lines.append(result.message if not call.hidden else
                      result.message.replace(f"{call.key}:", f"{call.key} (your fresh inputs):", 1)
                      .replace(f"{call.key},", f"{call.key} (your fresh inputs),", 1))

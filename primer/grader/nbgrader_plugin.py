@@ -1,0 +1,140 @@
+"""nbgrader's autograde, with the kernel replaced by the sandbox and the verifier.
+
+`VerifiedExecute` takes the place of nbgrader's `Execute` preprocessor (autograder/
+nbgrader_config.py). nbgrader still does everything else: it restores locked cells and hidden
+tests from the gradebook, records timestamps and late penalties, and `SaveAutoGrades` reads each
+test cell's score from its output. This preprocessor writes those outputs from the verified
+result: a test cell shows the verified message and carries an error output exactly when the
+verification failed it. No learner code runs in this process.
+
+A verification that the class run (primer.grader.classrun) already made for exactly this
+notebook, these checks and this seed is reused from `autograder/verified/`; otherwise it is made
+here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_output
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors.base import NbGraderPreprocessor
+from traitlets import Float, Int
+
+from primer.grader import secret as course_secret
+from primer.grader.sandbox import Sandbox
+from primer.grader.verify import Verification, is_test_cell, learner_cells, test_cells, verify
+
+VERIFIED_FOLDER = "verified"  # autograder/verified/<assignment>/<student>.json
+
+
+def course_fingerprint() -> str:
+    """Changes whenever the course package's grading code or specs change (stale results are redone)."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *root.glob("exercises/*.py"), *root.glob("grader/*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def verification_key(nb, release_nb, seed: int) -> str:
+    """What a verification depends on: the cells run, the checks made, the seed, the course code."""
+    calls = [[c.grade_id, [(x.key, x.name, x.hidden) for x in c.calls]] for c in test_cells(nb)]
+    data = json.dumps([learner_cells(nb, release_nb), calls, seed, course_fingerprint()])
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def result_path(autograder_dir: Path, assignment: str, student: str) -> Path:
+    # nbgrader's ids are plain names; the quote keeps an odd one inside this folder anyway
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else f"%{ord(ch):02x}" for ch in student)
+    return autograder_dir / VERIFIED_FOLDER / assignment / f"{safe}.json"
+
+
+def load_result(path: Path, key: str) -> Verification | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Verification.from_json(data["verification"]) if data.get("key") == key else None
+
+
+def save_result(path: Path, key: str, verification: Verification) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "verification": verification.to_json()}), encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader sees the old result or the new one, never half
+
+
+def release_notebook(coursedir: CourseDirectory, assignment: str, notebook: str):
+    path = Path(coursedir.format_path(coursedir.release_directory, ".", assignment)) / f"{notebook}.ipynb"
+    return nbformat.read(str(path), as_version=4)
+
+
+class VerifiedExecute(NbGraderPreprocessor):
+    """Scores test cells from a sandboxed run of the learner's cells, verified out of process."""
+
+    cell_seconds = Float(120.0, help="Seconds a learner's cell may run before it is stopped (the "
+                         "cells after it still run).").tag(config=True)
+    check_seconds = Float(120.0, help="Seconds one check may run on a learner's object.").tag(config=True)
+    worker = Int(0, help="Index of the grading worker (gives the sandbox its own uid).").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
+        coursedir = CourseDirectory(config=self.config)
+        autograder_dir = Path(coursedir.root) / "autograder"
+        seed = course_secret.student_seed(course_secret.course_secret(autograder_dir), assignment, student)
+        release_nb = release_notebook(coursedir, assignment, notebook)
+        key = verification_key(nb, release_nb, seed)
+        path = result_path(autograder_dir, assignment, student)
+        verification = load_result(path, key)
+        if verification is None:
+            submitted = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+            sandbox = Sandbox(config=self.config)
+            verification = verify(nb, release_nb, seed=seed, sandbox=sandbox,
+                                  notebook_dir=Path(resources["metadata"]["path"]),
+                                  uid=sandbox.uid_base + self.worker,
+                                  submitted_nb=_read_or_none(submitted / f"{notebook}.ipynb"),
+                                  cell_seconds=self.cell_seconds, check_seconds=self.check_seconds)
+            save_result(path, key, verification)
+        write_outputs(nb, verification)
+        return nb, resources
+
+
+def _read_or_none(path: Path):
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception:
+        return None
+
+
+def write_outputs(nb, verification: Verification) -> None:
+    """Each test cell's output: the verified message; an error output when it failed."""
+    verdicts = {v.grade_id: v for v in verification.cells}
+    for cell in nb.cells:
+        if not is_test_cell(cell):
+            continue
+        verdict = verdicts.get(cell.metadata.nbgrader.get("grade_id"))
+        cell.execution_count = None
+        if verdict is None:  # cannot happen for a notebook nbgrader restored; never full marks by default
+            cell.outputs = [_error("✗ this test cell could not be verified")]
+            continue
+        lines = [f"Exercise {verdict.exercise} ({verdict.points:g} point{'s' * (verdict.points != 1)}), "
+                 "verified on a clean run of your code:", verdict.message]
+        lines += [f"Note: {n}" for n in verification.notes if f"`{verdict.exercise}`" in n]
+        if verdict.disagrees:
+            lines.append(f"Re-scored: when you ran this cell it showed {verdict.claimed}; the verified run "
+                         f"{'passed' if verdict.passed else 'failed'} it, and that is what counts.")
+        text = "\n".join(lines)
+        check = verdict.grade_id.removeprefix("test_").removeprefix(f"{verdict.exercise}_")
+        cell.metadata["primer"] = {"title": f"{verdict.exercise}: {check.replace('_', ' ')}"}
+        cell.outputs = [new_output("stream", name="stdout", text=text + "\n")] if verdict.passed \
+            else [_error(text)]
+
+
+def _error(text: str):
+    return new_output("error", ename="CheckFailed", evalue=text.splitlines()[0], traceback=text.splitlines())
