@@ -57,8 +57,9 @@ def _plain_tensor(x: torch.Tensor) -> torch.Tensor | Opaque:
             return Opaque(f"tensor on {t.device.type}")
         if t.layout != torch.strided:
             t = torch.Tensor.to_dense(t)
-        if t.untyped_storage().nbytes() > MAX_TENSOR_BYTES and t.numel() * t.element_size() > MAX_TENSOR_BYTES:
-            raise DataError(f"a tensor of {t.numel() * t.element_size() / 2**20:.0f} MB is too large to grade")
+        size = t.numel() * t.element_size()
+        if size > MAX_TENSOR_BYTES:
+            raise DataError(f"a tensor of {size / 2**20:.0f} MB is too large to grade")
         t = torch.Tensor.clone(t, memory_format=torch.contiguous_format)
     return torch.Tensor.as_subclass(t, torch.Tensor)
 
