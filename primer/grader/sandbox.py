@@ -209,6 +209,8 @@ class Sandbox(Configurable):
                 "--bind", str(workdir), str(workdir), "--proc", "/proc", "--dev", "/dev",
                 # --dev's /dev/shm is root's: make it everyone's, and bounded (a tmpfs is RAM)
                 "--perms", "1777", "--size", str(self.memory_mb * 2**20), "--tmpfs", "/dev/shm",
+                # bwrap's tmpfs for / and /dev: read-only (for a user they would be its own, writable)
+                "--remount-ro", "/", "--remount-ro", "/dev",
                 *(UNSHARE_ROOT if os.geteuid() == 0 else UNSHARE_USER), "--die-with-parent",
                 "--new-session", "--chdir", str(workdir), "--info-fd", str(info_fd), "--"]
         if os.geteuid() == 0:  # a uid change clears the parent-death signal: set it again
