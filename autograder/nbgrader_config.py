@@ -1,5 +1,6 @@
 """nbgrader configuration for the course. Run nbgrader from this folder (the Makefile does)."""
 
+import os
 from pathlib import Path
 
 import nbgrader
@@ -8,8 +9,12 @@ from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
     GetGrades,
     LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
@@ -20,9 +25,11 @@ c.CourseDirectory.root = str(COURSE_ROOT)
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.course_id = "primer"
-# SQLite is the zero-set-up default. For several graders or JupyterHub, point this at PostgreSQL:
-#   c.CourseDirectory.db_url = "postgresql+psycopg://USER@HOST/DBNAME"
-c.CourseDirectory.db_url = f"sqlite:///{COURSE_ROOT / 'autograder' / 'gradebook.db'}"
+# The gradebook. SQLite (autograder/gradebook.db) is the zero-set-up default. For several graders
+# or JupyterHub, use PostgreSQL without editing this file (README, "Collecting, backing up and
+# sharing the grading"):   export PRIMER_DB_URL=postgresql+psycopg://USER@HOST/DBNAME
+c.CourseDirectory.db_url = (os.environ.get("PRIMER_DB_URL")
+                            or f"sqlite:///{COURSE_ROOT / 'autograder' / 'gradebook.db'}")
 
 # --- Trusted grading (README, "How grading works") -------------------------------------------
 # nbgrader's kernel would run learner code in this process, as this user. Instead, VerifiedExecute
@@ -35,7 +42,16 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-# A learner who deletes a test cell still gets it graded (restored from the gradebook).
+# A learner who deletes a test cell, or renames its grade id, still gets it graded (restored from
+# the gradebook).
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    "primer.grader.nbgrader_plugin.ForgetUnknownCells",
+    OverwriteCells,
+    CheckCellMetadata,
+]
 c.OverwriteCells.add_missing_cells = True
 # Feedback shows the verified messages, not the hidden tests' source, and names each exercise.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
@@ -62,3 +78,16 @@ c.Sandbox.output_mb = 4
 # c.Sandbox.allow_unsandboxed = True
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# --- Collecting from an LMS (README, "Collecting, backing up and sharing the grading") ----------
+# `nbgrader zip_collect ASSIGNMENT` reads downloaded/ASSIGNMENT/archive/ (Canvas's "Download
+# Submissions" zip, as it is) and fills submitted/STUDENT/ASSIGNMENT/. The pattern is matched
+# against each extracted file's whole path: lastname_firstname[_LATE]_CANVASID_SUBMISSIONID_FILE.
+c.ZipCollectApp.collector_plugin = "primer.grader.lms.CanvasCollectorPlugin"
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<name>[^/]+?)_(?:(?P<late>LATE)_)?(?P<canvas_id>\d+)_(?P<submission_id>\d+)_(?P<file_id>[^/]+)$"
+)
+# Canvas's gradebook export (CSV): the column "ID" is the number in the file names, this one the
+# nbgrader student id. Without this file the Canvas number itself is the student id.
+c.CanvasCollectorPlugin.roster = str(COURSE_ROOT / "downloaded" / "roster.csv")
+c.CanvasCollectorPlugin.student_id_column = "SIS Login ID"

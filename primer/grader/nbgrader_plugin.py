@@ -105,6 +105,31 @@ class VerifiedExecute(NbGraderPreprocessor):
         return nb, resources
 
 
+class ForgetUnknownCells(NbGraderPreprocessor):
+    """Before nbgrader restores cells: a cell whose grade id the gradebook does not know (a learner
+    renamed it) becomes an ordinary cell, and the original is added back as a missing cell.
+
+    Without this, nbgrader 0.9.6 stops on such a notebook (KeyError in add_missing_grade_cells) and
+    the student gets 0 for correct answers.
+    """
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook, MissingEntry
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            try:
+                notebook = gb.find_notebook(info["notebook"], info["assignment"])
+            except MissingEntry:
+                return nb, resources
+            known = {c.name for c in [*notebook.grade_cells, *notebook.solution_cells, *notebook.task_cells]}
+        for cell in nb.cells:
+            meta = cell.get("metadata", {})
+            if "nbgrader" in meta and meta["nbgrader"].get("grade_id") not in known:
+                del meta["nbgrader"]
+        return nb, resources
+
+
 def _read_or_none(path: Path):
     try:
         return nbformat.read(str(path), as_version=4)

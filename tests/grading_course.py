@@ -1,0 +1,97 @@
+"""A temporary nbgrader course for grading tests: make it, submit notebooks, grade, read scores."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from primer import notebooks
+from tests.helpers import REPO
+
+# Short deadlines: the tests' endless loops are stopped quickly (a correct cell takes < 1 s).
+FAST = ["--VerifiedExecute.cell_seconds=8", "--VerifiedExecute.check_seconds=30"]
+
+
+def run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.pop("PRIMER_GRADING_SEED", None)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+
+
+def make_course(tmp: Path, assignment: str) -> Path:
+    shutil.copytree(REPO / "solutions" / assignment, tmp / "solutions" / assignment)
+    shutil.copytree(REPO / "autograder", tmp / "autograder",
+                    ignore=shutil.ignore_patterns("gradebook.db", ".grading_*", "verified", "class-report",
+                                                  "*.log", "__pycache__", ".grading-*"))
+    out = run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
+              tmp / "autograder")
+    assert out.returncode == 0, out.stderr
+    return tmp
+
+
+def solution(course: Path, assignment: str):
+    return notebooks.read(course / "solutions" / assignment / f"{assignment}.ipynb")
+
+
+def release(course: Path, assignment: str):
+    return notebooks.read(course / "notebooks" / assignment / f"{assignment}.ipynb")
+
+
+def submit(course: Path, student: str, assignment: str, nb, name: str | None = None) -> Path:
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name or f"{assignment}.ipynb")
+    if isinstance(nb, str):
+        path.write_text(nb)
+    else:
+        nbformat.write(nb, str(path))
+    return path
+
+
+def nbgrader_autograde(course: Path, assignment: str, *extra: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--create", *FAST, *extra],
+               course / "autograder", timeout=1200)
+
+
+def export(course: Path) -> dict[str, float]:
+    out = run([sys.executable, "-m", "nbgrader", "export", "--to", "../grades.csv"], course / "autograder")
+    assert out.returncode == 0, out.stderr
+    with open(course / "grades.csv") as f:
+        return {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+
+
+def cell_of(nb, grade_id: str):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def edited(nb, grade_id: str, source: str | None = None, *, append: str = ""):
+    """A copy of `nb` with one cell's source replaced and/or code appended to it."""
+    nb = copy.deepcopy(nb)
+    cell = cell_of(nb, grade_id)
+    cell.source = (cell.source if source is None else source) + (f"\n{append}" if append else "")
+    return nb
+
+
+def points_of(nb, exercise: str) -> float:
+    return sum(c.points for c in notebooks.graded_cells(nb)
+               if any(k.split(".")[0] == exercise for k in c.check_keys))
+
+
+def total_points(nb) -> float:
+    return sum(c.points for c in notebooks.graded_cells(nb))
+
+
+def solution_cell_id(nb, exercise: str) -> str:
+    for c in nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("solution") and re.search(rf"^(def|class) {exercise}\b", c.source, re.M):
+            return meta["grade_id"]
+    raise AssertionError(f"no solution cell defines {exercise}")
