@@ -1,98 +1,63 @@
-"""Autograde one assignment for every submitted student, then say what happened to each.
+"""Grade one assignment for the whole class: verified in a sandbox, in parallel, resumable.
 
-    python autograder/grade.py ASSIGNMENT [--timeout SECONDS]     (or: make autograde)
+    python autograder/grade.py ASSIGNMENT [--workers N] [--student ID ...] [--force] [--cell-timeout S]
+    make autograde ASSIGNMENT=... [WORKERS=N] [STUDENT=ID] [FORCE=1]
 
-nbgrader gives a student 0 when their notebook is not valid JSON, is missing or crashes the
-kernel, and only says so in a long log. This script checks each submission first, runs
-`nbgrader autograde` for everyone (one bad submission never stops the others), and prints one
-line per student: the score, or why there is none. Exit status: 0 when every submission was
-processed (bad ones included), 1 when nbgrader itself could not run.
+Prints a line per student (score / max, seconds, or why the notebook could not be graded) and a
+progress bar with an ETA on stderr, then writes the class report (autograder/class-report/A/).
+A student already graded from the same submission is skipped; a changed submission is regraded;
+--force regrades (with --student, just those). Ctrl-C stops cleanly; running again resumes.
+Exit status: 0 when the run finished (bad submissions included), 1 when the run itself failed
+(bad arguments, no gradebook or assignment, another run in progress, sandbox refused), 130 when
+interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-COURSE = HERE.parent
+COURSE = Path(__file__).resolve().parent.parent
 
 
-def submission_problem(folder: Path, assignment: str) -> str | None:
-    """Why this student's submission cannot be graded as it is, or None."""
-    expected = folder / f"{assignment}.ipynb"
-    if not expected.exists():
-        found = sorted(p.name for p in folder.glob("*.ipynb"))
-        return (f"no {expected.name} (found: {', '.join(found) or 'no notebook'}); "
-                "a renamed notebook is not graded")
-    try:
-        nb = json.loads(expected.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"{expected.name} is not valid JSON ({exc}); the file is damaged or truncated"
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        return f"{expected.name} is JSON but not a notebook"
-    return None
-
-
-def nbgrader(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=HERE, env=env,
-                          capture_output=True, text=True)
-
-
-def scores(assignment: str) -> dict[str, tuple[float, float]]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    url = f"sqlite:///{HERE / 'gradebook.db'}"
-    with Gradebook(url) as gb:
-        out = {}
-        for student in gb.students:
-            try:
-                sub = gb.find_submission(assignment, student.id)
-            except MissingEntry:
-                continue
-            out[student.id] = (sub.score, sub.max_score)
-        return out
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, course: Path = COURSE) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignment")
-    parser.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader_config.py)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="sandboxed workers in parallel (default: the number of cores)")
+    parser.add_argument("--student", action="append", default=[], metavar="ID",
+                        help="grade only this student (repeatable)")
+    parser.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
+    parser.add_argument("--cell-timeout", type=float, metavar="S",
+                        help="seconds per learner cell (default: nbgrader_config.py)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    # nbgrader runs `alembic` from PATH: this environment's first
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    sys.path.insert(0, str(course))
 
-    submitted = COURSE / "submitted"
-    students = sorted(p.name for p in submitted.iterdir() if (p / args.assignment).is_dir()) \
-        if submitted.is_dir() else []
-    if not students:
-        print(f"no submissions in {submitted}/<student>/{args.assignment}/")
+    from primer.grader.classrun import ClassRun, RunFailed, sigterm_as_interrupt
+    from primer.grader.report import write_report
+
+    try:
+        with sigterm_as_interrupt():
+            run = ClassRun(course, args.assignment, workers=args.workers, students=args.student,
+                           force=args.force, cell_seconds=args.cell_timeout,
+                           progress=not args.no_progress)
+            run.run()
+    except RunFailed as exc:
+        print(f"grade.py: {exc}", file=sys.stderr)
         return 1
-    problems = {s: submission_problem(submitted / s / args.assignment, args.assignment)
-                for s in students}
-
-    extra = [f"--Execute.timeout={args.timeout}"] if args.timeout else []
-    run = nbgrader("autograde", args.assignment, "--create", *extra)
-    (HERE / f"autograde-{args.assignment}.log").write_text(run.stdout + run.stderr)
-    graded = scores(args.assignment)
-    autograded = COURSE / "autograded"
-
-    print(f"{'student':24s} {'score':>12s}  notes")
-    for s in students:
-        done = (autograded / s / args.assignment / f"{args.assignment}.ipynb").exists()
-        if done and s in graded:
-            score, max_score = graded[s]
-            print(f"{s:24s} {score:5g} / {max_score:<4g}  ")
-        else:
-            why = problems[s] or "the kernel died or nbgrader failed on this notebook (see the log)"
-            print(f"{s:24s} {'0 (not graded)':>12s}  {why}")
-    print(f"\nnbgrader's log: {HERE / f'autograde-{args.assignment}.log'}")
-    if not graded and run.returncode != 0:
-        print(run.stderr[-2000:], file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: the students finished so far are saved; run the same command again "
+              "to grade the rest", file=sys.stderr)
+        return 130
+    print()
+    print(write_report(course, args.assignment, run.stray))
     return 0
 
 

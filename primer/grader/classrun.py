@@ -1,0 +1,464 @@
+"""Grade a whole class for one assignment: verified in parallel, committed one student at a time.
+
+    python autograder/grade.py ASSIGNMENT [--workers N] [--student ID ...] [--force]
+
+Two phases that overlap:
+
+1. N worker processes (spawned: the parent holds a gradebook connection and threads). Each does
+   nbgrader's sanitize pass in process on one submitted notebook (the same preprocessors, the
+   same exporter, the course's config), then runs `VerifiedExecute` on the result. That runs the
+   learner's code in the sandbox (uid = uid_base + worker index) and saves the verification under
+   the very key nbgrader's own autograde pass will compute, so nothing is verified twice.
+2. This process, as each verification arrives: `nbgrader autograde` for that one student (which
+   finds the saved verification), then `generate_feedback` for that student, then the student's
+   *done record* (`autograder/verified/<A>/<S>.done`: the submission's content hash), written
+   atomically last. Every gradebook write happens here: SQLite is not safe for concurrent writers.
+
+A student is done exactly when a done record matches the current submission, so a run killed at
+any moment redoes at most the students it had not finished, and a changed submission is regraded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from primer.grader.nbgrader_plugin import course_fingerprint, result_path
+from primer.grader.verify import Verification
+
+STATE_SUFFIX = ".done"
+# nbgrader finds submissions with a glob and matches paths with a regular expression built from
+# the id, strips whitespace off ids and uses "+" as a separator in exchange file names.
+BAD_ID_CHARS = set("*?[]+/\\")
+
+
+class RunFailed(Exception):
+    """The run itself cannot go on (bad arguments, no gradebook, lock held, sandbox refused)."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one student's submission; also the done record's content."""
+
+    student: str
+    hash: str = ""
+    status: str = "graded"  # graded / could not be graded
+    reason: str = ""  # why it could not be graded
+    note: str = ""  # graded, but something to say (another notebook found, re-scored cells)
+    score: float = 0.0
+    max_score: float = 0.0
+    seconds: float = 0.0
+    skipped: bool = field(default=False, compare=False)  # done in an earlier run
+
+    def line(self) -> str:
+        if self.status != "graded":
+            return f"{self.student:24s} {'not graded':>13s}  {self.reason}"
+        text = f"{self.student:24s} {self.score:6g} / {self.max_score:<4g}  {self.seconds:5.1f} s"
+        if self.skipped:
+            text += "  (unchanged since the last run)"
+        return text + (f"  {self.note}" if self.note else "")
+
+
+# --------------------------------------------------------------------------- course and config
+
+def load_config(course: Path, overrides: dict | None = None):
+    """The course's nbgrader config (autograder/nbgrader_config.py), plus `overrides`
+    ({"VerifiedExecute": {"cell_seconds": 10}})."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course / "autograder")).load_config()
+    config.merge(Config(overrides or {}))
+    return config
+
+
+def state_path(course: Path, assignment: str, student: str) -> Path:
+    return result_path(course / "autograder", assignment, student).with_suffix(STATE_SUFFIX)
+
+
+def read_state(course: Path, assignment: str, student: str) -> Outcome | None:
+    try:
+        data = json.loads(state_path(course, assignment, student).read_text(encoding="utf-8"))
+        return Outcome(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_state(course: Path, assignment: str, outcome: Outcome) -> None:
+    path = state_path(course, assignment, outcome.student)
+    record = asdict(outcome)
+    record.pop("skipped")
+    atomic_write(path, json.dumps(record, indent=1))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """A reader (or a run started after a kill) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def submission_hash(folder: Path) -> str:
+    """Every file of the submission (names and bytes), and the grading code: either changing
+    means the grade must be made again."""
+    digest = hashlib.sha256(course_fingerprint().encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- checking submissions
+
+def student_id_problem(student: str) -> str | None:
+    if student != student.strip() or not student:
+        return f"student id {student!r} has leading or trailing whitespace, which nbgrader strips"
+    if student.startswith("."):
+        return f"student id {student!r} starts with '.', so nbgrader never finds the folder"
+    bad = sorted(BAD_ID_CHARS & set(student))
+    if bad:
+        return f"student id {student!r} contains {' '.join(bad)}, which nbgrader cannot handle"
+    return None
+
+
+def submission_problem(folder: Path, assignment: str) -> tuple[str | None, str]:
+    """(why this submission cannot be graded or None, a note to add when it is graded)."""
+    expected = folder / f"{assignment}.ipynb"
+    found = sorted(p.name for p in folder.glob("*.ipynb") if p.name != expected.name)
+    if not expected.exists():
+        return (f"no {expected.name} (found: {', '.join(found) or 'no notebook'}); "
+                "a renamed notebook is not graded"), ""
+    try:
+        nb = json.loads(expected.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{expected.name} is not valid JSON ({exc}); the file is damaged or truncated", ""
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return f"{expected.name} is JSON but not a notebook", ""
+    try:
+        import nbformat
+
+        nbformat.from_dict(nb)
+        nbformat.reads(json.dumps(nb), as_version=4)
+    except Exception as exc:  # nbformat's own reader is what nbgrader uses
+        return f"{expected.name} is not a notebook nbformat can read ({str(exc)[:200]})", ""
+    note = f"also found {', '.join(found)} (not graded: only {expected.name} is)" if found else ""
+    return None, note
+
+
+def stray_folders(course: Path, assignments: set[str], students: list[str] | None) -> list[Outcome]:
+    """Submitted folders for an assignment that does not exist (a typo, or not released yet)."""
+    out = []
+    for folder in sorted((course / "submitted").glob("*/*")):
+        if folder.is_dir() and folder.name not in assignments and (not students or folder.parent.name in students):
+            out.append(Outcome(folder.parent.name, status="could not be graded",
+                               reason=f"submitted/{folder.parent.name}/{folder.name}: no assignment "
+                               f"{folder.name!r} exists in the gradebook"))
+    return out
+
+
+# --------------------------------------------------------------------------- the workers
+
+_WORKER: dict = {}
+
+
+def _init_worker(course: str, overrides: dict, indices) -> None:
+    """In each spawned worker: die with the parent (a SIGKILLed run leaves no orphans), leave
+    Ctrl-C to the parent, and take a worker index (its sandbox uid)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before prctl
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    index = indices.get()
+    overrides = json.loads(json.dumps(overrides))
+    overrides.setdefault("VerifiedExecute", {})["worker"] = index
+    _WORKER.update(course=Path(course), index=index, config=load_config(Path(course), overrides))
+
+
+def sanitize_and_verify(config, course: Path, assignment: str, student: str) -> dict:
+    """nbgrader's sanitize pass, then VerifiedExecute, on one submission, in this process;
+    nothing is written to the gradebook or to autograded/. The verification is saved where
+    nbgrader's autograde pass will look for it, under the key it will compute."""
+    from nbgrader import utils
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    from primer.grader.nbgrader_plugin import VerifiedExecute
+
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id, coursedir.student_id = assignment, student
+    conv = Autograde(coursedir=coursedir, config=config)
+    conv.exporter = conv.exporter_class(parent=conv, config=conv.config)  # as in BaseConverter.start
+    source = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+    source_nb = source / f"{assignment}.ipynb"
+    conv._sanitizing = True  # the same preprocessors and exporter as nbgrader's first pass
+    conv._init_preprocessors()
+    resources = conv.init_single_notebook_resources(str(source_nb))
+    output, _ = conv.exporter.from_filename(str(source_nb), resources=resources)
+
+    with tempfile.TemporaryDirectory(prefix="primer-classrun-") as tmp:
+        # the folder nbgrader's second pass sees: the submission's other files, then the
+        # instructor's (source) files over them
+        work = Path(tmp) / assignment
+        shutil.copytree(source, work, ignore=shutil.ignore_patterns("*.ipynb"))
+        release_src = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
+        shutil.copytree(release_src, work, ignore=shutil.ignore_patterns("*.ipynb"), dirs_exist_ok=True)
+        sanitized = work / source_nb.name
+        sanitized.write_text(output, encoding="utf-8")
+        conv.exporter._preprocessors = []
+        conv.exporter.register_preprocessor(VerifiedExecute)
+        resources = {"nbgrader": dict(resources["nbgrader"]), "unique_key": resources["unique_key"],
+                     "output_files_dir": resources["output_files_dir"]}
+        with utils.setenv(NBGRADER_EXECUTION="autograde"):
+            conv.exporter.from_filename(str(sanitized), resources=resources)
+    return json.loads(result_path(course / "autograder", assignment, student).read_text())["verification"]
+
+
+def _work(task: tuple[str, str, str]) -> tuple[str, str, dict | None, str, float]:
+    assignment, student, digest = task
+    started = time.monotonic()
+    try:
+        verification = sanitize_and_verify(_WORKER["config"], _WORKER["course"], assignment, student)
+        return student, digest, verification, "", time.monotonic() - started
+    except Exception as exc:  # one submission never stops the others
+        return student, digest, None, f"{type(exc).__name__}: {exc}"[:500], time.monotonic() - started
+
+
+# --------------------------------------------------------------------------- the main process
+
+class ClassRun:
+    def __init__(self, course: Path, assignment: str, *, workers: int | None = None,
+                 students: list[str] | None = None, force: bool = False,
+                 cell_seconds: float | None = None, out=sys.stdout, progress: bool = True):
+        self.course, self.assignment = Path(course).resolve(), assignment
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.only, self.force, self.out, self.progress = students or [], force, out, progress
+        self.overrides = {"VerifiedExecute": {"cell_seconds": cell_seconds}} if cell_seconds else {}
+        self.config = load_config(self.course, self.overrides)
+        self.outcomes: dict[str, Outcome] = {}
+        self.notes: dict[str, str] = {}
+        self.stray: list[Outcome] = []  # folders for an assignment that does not exist  # graded, with a remark (another notebook in the folder)
+
+    # ----------------------------------------------------------------- checks before anything runs
+    def preflight(self) -> set[str]:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        from primer.grader.sandbox import Sandbox, sandbox_problem
+
+        problem = sandbox_problem()
+        if problem and not Sandbox(config=self.config).allow_unsandboxed:
+            raise RunFailed(f"refusing to grade: {problem}")
+        db = self.course / "autograder" / "gradebook.db"
+        if not db.exists():
+            raise RunFailed(f"no gradebook at {db}: run `make release ASSIGNMENT={self.assignment}` first")
+        with Gradebook(self.config.CourseDirectory.db_url, "primer") as gb:
+            try:
+                gb.find_assignment(self.assignment)
+            except MissingEntry:
+                raise RunFailed(f"no assignment {self.assignment!r} in the gradebook: run "
+                                f"`make release ASSIGNMENT={self.assignment}` first") from None
+            return {a.name for a in gb.assignments}
+
+    @contextlib.contextmanager
+    def lock(self):
+        """One run per assignment at a time. The kernel drops the lock when the holder dies,
+        even by SIGKILL, so a killed run never blocks the next."""
+        path = self.course / "autograder" / f".grading-{self.assignment}.lock"
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "?"
+                raise RunFailed(f"another grading run of {self.assignment} is in progress (pid {holder}); "
+                                "nothing was changed: wait for it to finish, then run again") from None
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+
+    def submissions(self) -> list[str]:
+        submitted = self.course / "submitted"
+        found = sorted(p.parent.name for p in submitted.glob(f"*/{self.assignment}") if p.is_dir())
+        if self.only:
+            missing = [s for s in self.only if s not in found]
+            if missing:
+                raise RunFailed(f"no submission of {self.assignment} for: {', '.join(missing)} "
+                                f"(looked in {submitted}/<student>/{self.assignment}/)")
+            return [s for s in found if s in self.only]
+        return found
+
+    # ----------------------------------------------------------------- the run
+    def run(self) -> dict[str, Outcome]:
+        assignments = self.preflight()
+        with self.lock():
+            self._remove_stale_temp_files()
+            todo = self.triage(self.submissions())
+            self.stray = stray_folders(self.course, assignments, self.only)
+            for stray in self.stray:
+                self._print(stray.line())
+            if todo:
+                self.grade(todo)
+        return self.outcomes
+
+    def triage(self, students: list[str]) -> list[tuple[str, str, str]]:
+        """Skip the done, record the ungradable, return the rest as tasks for the workers."""
+        todo = []
+        for student in students:
+            folder = self.course / "submitted" / student / self.assignment
+            digest = submission_hash(folder)
+            done = read_state(self.course, self.assignment, student)
+            if done is not None and done.hash == digest and not self.force:
+                done.skipped = True
+                self.outcomes[student] = done
+                self._print(done.line())
+                continue
+            why = student_id_problem(student)
+            note = ""
+            if why is None:
+                why, note = submission_problem(folder, self.assignment)
+            if why:
+                self.commit_ungradable(Outcome(student, digest, "could not be graded", why))
+            else:
+                self.notes[student] = note
+                todo.append((self.assignment, student, digest))
+        return todo
+
+    def grade(self, todo: list[tuple[str, str, str]]) -> None:
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+        from tqdm import tqdm
+
+        api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
+        ctx = multiprocessing.get_context("spawn")
+        indices = ctx.Queue()
+        for i in range(min(self.workers, len(todo))):
+            indices.put(i)
+        bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="student",
+                   file=sys.stderr, disable=not self.progress, dynamic_ncols=True)
+        pool = ctx.Pool(min(self.workers, len(todo)), initializer=_init_worker,
+                        initargs=(str(self.course), self.overrides, indices))
+        try:
+            for student, digest, verification, error, seconds in pool.imap_unordered(_work, todo):
+                started = time.monotonic()
+                if verification is None:
+                    outcome = Outcome(student, digest, "could not be graded", f"verification failed: {error}")
+                    self.commit_ungradable(outcome)  # (prints its line)
+                else:
+                    outcome = self.commit_graded(api, student, digest, Verification.from_json(verification))
+                    outcome.seconds = seconds + time.monotonic() - started
+                    if outcome.status == "graded":
+                        write_state(self.course, self.assignment, outcome)  # last: now it is done
+                        self.outcomes[student] = outcome
+                        self._print(outcome.line())
+                    else:
+                        self.commit_ungradable(outcome)
+                bar.update()
+            pool.close()
+        finally:
+            pool.terminate()  # on Ctrl-C / SIGTERM / an error: no worker outlives the run
+            pool.join()
+            bar.close()
+
+    def commit_graded(self, api, student: str, digest: str, verification: Verification) -> Outcome:
+        """Phase 2 for one student, in this process: nbgrader autograde (reusing the verification),
+        feedback, then the done record (by the caller, last)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SQLAlchemy's notes from inside nbgrader, on stderr
+            result = api.autograde(self.assignment, student, force=True, create=True)
+        if not result.get("success"):
+            return Outcome(student, digest, "could not be graded", "nbgrader autograde failed: "
+                           + _last_line(result.get("error") or result.get("log")))
+        result = self.generate_feedback(api, student)
+        if not result.get("success"):
+            return Outcome(student, digest, "could not be graded", "nbgrader generate_feedback failed: "
+                           + _last_line(result.get("error") or result.get("log")))
+        score, max_score = self.gradebook_score(student)
+        notes = [self.notes.get(student, "")]
+        rescored = sum(c.disagrees for c in verification.cells)
+        if rescored:
+            notes.append(f"re-scored: {rescored} cell{'s' * (rescored != 1)}")
+        if verification.problem:
+            notes.append(verification.problem[:200])
+        return Outcome(student, digest, score=score, max_score=max_score,
+                       note="; ".join(n for n in notes if n))
+
+    def generate_feedback(self, api, student: str) -> dict:
+        """`nbgrader generate_feedback` for one student. (NbGraderAPI.generate_feedback would
+        replace the course's feedback template by nbgrader's own.)"""
+        from nbgrader.converters import GenerateFeedback
+        from nbgrader.utils import capture_log, temp_attrs
+
+        with temp_attrs(api.coursedir, assignment_id=self.assignment, student_id=student):
+            app = GenerateFeedback(coursedir=api.coursedir, parent=api)
+            app.force = True
+            return capture_log(app)
+
+    def gradebook_score(self, student: str) -> tuple[float, float]:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.config.CourseDirectory.db_url, "primer") as gb:
+            sub = gb.find_submission(self.assignment, student)
+            return sub.score, sub.max_score
+
+    def commit_ungradable(self, outcome: Outcome) -> None:
+        """No grade: an old grade of this student for this assignment must not survive either."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        if student_id_problem(outcome.student) is None:
+            with Gradebook(self.config.CourseDirectory.db_url, "primer") as gb:
+                gb.update_or_create_student(outcome.student)
+                with contextlib.suppress(MissingEntry), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # SQLAlchemy's notes from inside nbgrader
+                    gb.remove_submission(self.assignment, outcome.student)
+            for top in ("autograded", "feedback"):
+                shutil.rmtree(self.course / top / outcome.student / self.assignment, ignore_errors=True)
+        write_state(self.course, self.assignment, outcome)
+        self.outcomes[outcome.student] = outcome
+        self._print(outcome.line())
+
+    def _remove_stale_temp_files(self) -> None:
+        """A killed run may leave half-written temporary files (never the files themselves)."""
+        for tmp in (self.course / "autograder" / "verified" / self.assignment).glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def _print(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=self.out)  # above the progress bar, which is redrawn below
+        self.out.flush()
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no message)"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM stops a run the way Ctrl-C does (workers stopped, a short message)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
