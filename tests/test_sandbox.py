@@ -364,3 +364,21 @@ def test_torch_imports_under_default_limits(tmp_path):
         """, tmp_path, Sandbox())
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[1] == "1000000.0"
+
+
+def test_extra_readonly_under_tmp(tmp_path):
+    # tmp_path is under /tmp, which inside is workdir/tmp: what is bound there must stay visible
+    data, workdir = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    workdir.mkdir()
+    (data / "cases.txt").write_text("1 2 3")
+    result, _ = run(f"""
+        import errno
+        print(open({str(data / "cases.txt")!r}).read())
+        try:
+            open({str(data / "new.txt")!r}, "w")
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+        """, workdir, extra_readonly=[data])
+    assert result.stdout == "1 2 3\nEROFS\n", result.stderr
+    assert list((workdir / "tmp").iterdir()) == []  # the mount points bwrap made there are gone

@@ -1,24 +1,23 @@
 """Run untrusted learner code in a bubblewrap (`bwrap`) sandbox, with limits, and say what happened.
 
-The sandbox sees a whitelist, read-only: /usr (and the /bin, /lib, /lib64 links), a few /etc files,
-the Python installation, the venv and the course package; and ONE writable folder, the run's
-`workdir` (also its /tmp). Nothing else of the course folder (gradebook, submissions, solutions)
-exists inside. Its own PID, network (loopback only), IPC, UTS and cgroup namespaces mean it reaches
-no host service, and nothing outlives the run: when the main process ends, bwrap ends, its PID 1
-inside dies with it (--die-with-parent) and the kernel kills everything else in the namespace.
+Inside, read-only: /usr (and the /bin, /lib, /lib64 links), a few /etc files, the Python
+installation, the venv and the course package; writable: the run's `workdir` (also its /tmp).
+Nothing else of the course folder (gradebook, submissions, solutions) exists there. Own PID,
+network (loopback only), IPC, UTS and cgroup namespaces: no host service is reachable, and nothing
+outlives the run (bwrap's PID 1 dies with bwrap, and the kernel then kills the whole namespace).
 
-As root (the grading server) the code inside runs as an unprivileged uid, without capabilities
-and with no_new_privs (`setpriv`). As an ordinary user bwrap uses a user namespace instead, and the
-code runs as that same user: no uid change is possible, so `processes` then counts all of that
-user's processes.
+As root (a grading server) the code runs as an unprivileged uid, without capabilities and with
+no_new_privs (`setpriv`). As an ordinary user bwrap uses a user namespace instead and the code runs
+as that same user: no uid change is possible, so `processes` then counts all of that user's processes.
 
-Limits are rlimits set before bwrap starts (inherited by everything inside), plus a wall-clock
-deadline and an output cap enforced here. The instructor sets them in autograder/nbgrader_config.py
-(`c.Sandbox.memory_mb = 4096`); the program inside finds them in PRIMER_LIMIT_<LIMIT>.
+Limits: rlimits set before bwrap starts (so everything inside inherits them), a wall-clock deadline
+and an output cap enforced here. The instructor sets them in autograder/nbgrader_config.py
+(`c.Sandbox.memory_mb = 4096`); the program inside reads them from PRIMER_LIMIT_<LIMIT>.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -31,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress as _suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +49,8 @@ ETC_FILES = ("ld.so.cache", "passwd", "group", "nsswitch.conf", "localtime", "ho
 # code may not make more (to rearrange its mounts).
 UNSHARE_ROOT = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
 UNSHARE_USER = ["--unshare-all", "--unshare-user", "--disable-userns"]
-# PID 2 inside, between bwrap and the command: it reports the command's wait status and CPU time,
-# as bwrap reports a signal only as exit code 128 + N and nobody outside can wait for its children.
+# PID 2 inside, the parent of the command: it reports the command's wait status and CPU time, as
+# bwrap reports a signal only as exit code 128 + N and nobody outside can wait for its children.
 REPORTER = """if 1:
     import os, sys
     fd = int(sys.argv[1])
@@ -92,16 +90,13 @@ class Sandbox(Configurable):
     """The limits of a run, and run() to start a command inside the sandbox."""
 
     memory_mb = Int(4096, help="Address space per process (RLIMIT_AS), in MB. torch needs 1-3 GB "
-                    "of address space just to import.").tag(config=True)
+                    "just to import.").tag(config=True)
     cpu_seconds = Int(300, help="CPU time per process (RLIMIT_CPU), in seconds.").tag(config=True)
-    wall_seconds = Float(900, help="Wall-clock time of the whole run, in seconds; then everything "
-                         "inside is killed.").tag(config=True)
-    processes = Int(256, help="Processes and threads of the run's uid (RLIMIT_NPROC): stops fork "
-                    "bombs.").tag(config=True)
+    wall_seconds = Float(900, help="Wall-clock time of a whole run, in seconds.").tag(config=True)
+    processes = Int(256, help="Processes+threads of the run's uid (RLIMIT_NPROC).").tag(config=True)
     file_mb = Int(256, help="Largest file a process may write (RLIMIT_FSIZE), in MB.").tag(config=True)
     open_files = Int(1024, help="Open files per process (RLIMIT_NOFILE).").tag(config=True)
-    output_mb = Int(4, help="stdout+stderr kept per run, in MB; the rest is read and discarded."
-                    ).tag(config=True)
+    output_mb = Int(4, help="stdout+stderr kept per run, in MB (the rest is discarded).").tag(config=True)
     allow_unsandboxed = Bool(False, help="Where bubblewrap cannot run, run learner code WITHOUT "
                              "isolation (same limits, no protection). At your own risk.").tag(config=True)
     uid_base = Int(64000, help="Concurrent runs (as root) use uids uid_base + worker index: "
@@ -111,7 +106,7 @@ class Sandbox(Configurable):
             extra_readonly: list[Path] = (), stdin: bytes | None = None) -> SandboxResult:
         """Run argv in the sandbox with `workdir` (which must exist) as its only writable folder.
 
-        As root, the code runs as `uid` (default 65534; give each concurrent run its own) and
+        As root the code runs as `uid` (default 65534; give each concurrent run its own) and
         workdir is chowned to it. `env` is added to a minimal environment; HOME, TMPDIR and
         MPLCONFIGDIR point into workdir. `extra_readonly` paths are bound read-only.
         """
@@ -120,28 +115,32 @@ class Sandbox(Configurable):
             raise SandboxUnavailable(problem)
         workdir = Path(workdir).resolve()
         (workdir / "tmp").mkdir(exist_ok=True)
+        # The environment reaches the command through bwrap's own environment, not --setenv:
+        # arguments are visible to every user of the host in /proc/*/cmdline.
         full_env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8",
-                    "PYTHONDONTWRITEBYTECODE": "1", **(env or {}),
-                    "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
-                    "MPLCONFIGDIR": str(workdir / ".matplotlib"),
+                    "PYTHONDONTWRITEBYTECODE": "1", **(env or {}), "HOME": str(workdir),
+                    "TMPDIR": str(workdir / "tmp"), "MPLCONFIGDIR": str(workdir / ".matplotlib"),
                     **{f"PRIMER_LIMIT_{name.upper()}": f"{getattr(self, name):g}" for name in LIMITS}}
-        pipes = {}
+        info = report = (None, None)  # pipes (read end, write end) from bwrap and the reporter
         if problem:
             _warn_unsandboxed(problem)
-            cmd = list(argv)
+            cmd, mounted = list(argv), []
         else:
+            uid = NOBODY if uid is None else uid
             if os.geteuid() == 0:
-                _chown_tree(workdir, NOBODY if uid is None else uid)
-            pipes = {"info": os.pipe(), "report": os.pipe()}  # (read, write) each
-            cmd = self._bwrap_argv(argv, workdir, NOBODY if uid is None else uid, extra_readonly,
-                                   info_fd=pipes["info"][1], report_fd=pipes["report"][1])
-        # The environment reaches the command through bwrap's own (not --setenv, i.e. argv, which
-        # every user of the host can read in /proc/*/cmdline).
+                _chown_tree(workdir, uid)
+            info, report, readonly = os.pipe(), os.pipe(), _readonly_paths(extra_readonly)
+            cmd = self._bwrap_argv(argv, workdir, uid, readonly, info_fd=info[1], report_fd=report[1])
+            mounted = [*readonly, str(workdir)]
+
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=full_env, cwd=workdir, start_new_session=True,
                                 stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=self._rlimit_setter(), pass_fds=[w for _, w in pipes.values()])
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=self._rlimits(),
+                                pass_fds=[fd for fd in (info[1], report[1]) if fd is not None])
+        for fd in (info[1], report[1]):
+            if fd is not None:  # only bwrap and the reporter write there
+                os.close(fd)
         output = _Output(self.output_mb * 2**20)
         threads = [threading.Thread(target=output.drain, args=(proc.stdout, output.out), daemon=True),
                    threading.Thread(target=output.drain, args=(proc.stderr, output.err), daemon=True)]
@@ -149,9 +148,7 @@ class Sandbox(Configurable):
             threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
         for thread in threads:
             thread.start()
-        for _, w in pipes.values():
-            os.close(w)
-        init_pidfd = _pidfd_of_init(_read_all(pipes["info"][0])) if pipes else None
+        init = _pidfd_of_init(info[0]) if not problem else None
 
         pidfd = os.pidfd_open(proc.pid)  # readable when bwrap exits
         timed_out = not select.select([pidfd], [], [], self.wall_seconds)[0]
@@ -160,20 +157,21 @@ class Sandbox(Configurable):
             os.killpg(proc.pid, signal.SIGKILL)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
-        if init_pidfd is not None:  # bwrap may exit before its PID 1; the namespace is empty when
-            select.select([init_pidfd], [], [], 10)  # PID 1 has exited
-            os.close(init_pidfd)
-        elif problem:  # no namespace: kill what is left in the process group (not what left it)
-            with _suppress(ProcessLookupError):
+        if init is not None:  # bwrap may exit before its PID 1; when that has exited, all has
+            select.select([init], [], [], 10)
+            os.close(init)
+        if problem:  # no namespace: kill what is left in the process group (not what left it)
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=10)
-        _remove_mount_points(workdir)
+        _remove_mount_points(workdir, mounted)
 
         cpu = usage.ru_utime + usage.ru_stime
-        report = _read_all(pipes["report"][0]).split() if pipes else []
-        if report:  # the command's own status and CPU time, from the reporter
-            status, cpu = int(report[0]), cpu + float(report[1])
+        if not problem:
+            with os.fdopen(report[0], "rb") as f:
+                if reported := f.read().split():  # the command's own status and CPU time
+                    status, cpu = int(reported[0]), cpu + float(reported[1])
         code = os.waitstatus_to_exitcode(status)
         sig = -code if code < 0 else None
         if timed_out:
@@ -190,7 +188,7 @@ class Sandbox(Configurable):
             limit=limit, message=limit_message(limit, self) if limit else "",
             wall_seconds=time.monotonic() - started, cpu_seconds=cpu)
 
-    def _bwrap_argv(self, argv, workdir: Path, uid: int, extra_readonly, *, info_fd: int,
+    def _bwrap_argv(self, argv, workdir: Path, uid: int, readonly: list[str], *, info_fd: int,
                     report_fd: int) -> list[str]:
         cmd = [BWRAP, "--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/lib", "/lib64", "/sbin"):  # symlinks into /usr on merged-/usr systems
@@ -198,15 +196,13 @@ class Sandbox(Configurable):
                 cmd += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 cmd += ["--ro-bind", top, top]
-        # The package is an editable install, found by its path: bind its folder, not the repository.
-        readonly = [*(f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")),
-                    sys.base_prefix, sys.prefix, Path(primer.__file__).parent, *extra_readonly]
+        # /tmp first: what is under /tmp (the workdir, a venv) is then mounted on it, not hidden by it
+        cmd += ["--bind", str(workdir / "tmp"), "/tmp"]
         made = {"/", "/tmp"}
-        for path in dict.fromkeys(str(p) for p in readonly):
+        for path in readonly:
             cmd += [*_parents(path, made), "--ro-bind", path, path]
-        # /tmp first: a workdir under /tmp is then mounted on top of it, not hidden by it.
-        cmd += ["--bind", str(workdir / "tmp"), "/tmp", *_parents(str(workdir), made),
-                "--bind", str(workdir), str(workdir), "--proc", "/proc", "--dev", "/dev",
+        cmd += [*_parents(str(workdir), made), "--bind", str(workdir), str(workdir),
+                "--proc", "/proc", "--dev", "/dev",
                 # --dev's /dev/shm is root's: make it everyone's, and bounded (a tmpfs is RAM)
                 "--perms", "1777", "--size", str(self.memory_mb * 2**20), "--tmpfs", "/dev/shm",
                 # bwrap's tmpfs for / and /dev: read-only (for a user they would be its own, writable)
@@ -218,7 +214,7 @@ class Sandbox(Configurable):
                     "--inh-caps=-all", "--bounding-set=-all", "--pdeathsig=KILL", "--"]
         return cmd + [sys.executable, "-I", "-S", "-c", REPORTER, str(report_fd), *argv]
 
-    def _rlimit_setter(self):
+    def _rlimits(self):
         """The preexec_fn: nothing but setrlimit calls, on values computed beforehand."""
         mb, cpu = 2**20, self.cpu_seconds
         limits = [(resource.RLIMIT_AS, self.memory_mb * mb), (resource.RLIMIT_NPROC, self.processes),
@@ -303,21 +299,26 @@ class _Output:
 
 
 def _feed(pipe, data: bytes) -> None:
-    with _suppress(BrokenPipeError), pipe:  # the program need not read it all
+    with contextlib.suppress(BrokenPipeError), pipe:  # the program need not read it all
         pipe.write(data)
 
 
-def _read_all(fd: int) -> bytes:
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
-
-
-def _pidfd_of_init(info: bytes) -> int | None:
-    """A pidfd of bwrap's PID 1, whose host pid bwrap wrote to --info-fd."""
+def _pidfd_of_init(info_fd: int) -> int | None:
+    """A pidfd of bwrap's PID 1, whose host pid bwrap writes to --info-fd (and then closes it)."""
+    with os.fdopen(info_fd, "rb") as f:
+        data = f.read()
     try:
-        return os.pidfd_open(json.loads(info)["child-pid"])
+        return os.pidfd_open(json.loads(data)["child-pid"])
     except (ValueError, KeyError, OSError):  # bwrap failed before starting it, or it is gone already
         return None
+
+
+def _readonly_paths(extra) -> list[str]:
+    """What the sandbox sees read-only besides /usr. The package is an editable install, found by
+    its path: its folder is bound, not the repository."""
+    paths = [*(f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")),
+             sys.base_prefix, sys.prefix, Path(primer.__file__).parent, *extra]
+    return list(dict.fromkeys(str(p) for p in paths))
 
 
 def _chown_tree(top: Path, uid: int) -> None:
@@ -339,12 +340,12 @@ def _parents(path: str, made: set[str]) -> list[str]:
     return args
 
 
-def _remove_mount_points(workdir: Path) -> None:
-    """Mounting a workdir under /tmp made empty folders in workdir/tmp (/tmp inside): remove them."""
-    if workdir.is_relative_to("/tmp") and workdir != Path("/tmp"):
-        path = workdir / "tmp" / workdir.relative_to("/tmp")
-        while path != workdir / "tmp":
-            with _suppress(OSError):
-                path.rmdir()
-            path = path.parent
-
+def _remove_mount_points(workdir: Path, mounted: list[str]) -> None:
+    """bwrap made empty folders in workdir/tmp (/tmp inside) to mount what is under /tmp: remove them."""
+    for dest in map(Path, mounted):
+        if dest.is_relative_to("/tmp") and dest != Path("/tmp"):
+            path = workdir / "tmp" / dest.relative_to("/tmp")
+            while path != workdir / "tmp":
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+                path = path.parent
