@@ -82,11 +82,13 @@ def test_canvas_zip_is_collected_late_marker_kept_and_graded_late(tmp_path):
 
     from nbgrader.api import Gradebook
 
-    total = sum(c.points for c in notebooks.graded_cells(notebooks.read(course / "solutions" / A / f"{A}.ipynb")))
+    solution = notebooks.read(course / "solutions" / A / f"{A}.ipynb")
+    total = sum(c.points for c in notebooks.graded_cells(solution))
     with Gradebook(f"sqlite:///{course / 'autograder' / 'gradebook.db'}") as gb:
         subs = {s: gb.find_submission(A, s) for s in ("alovelace", "aturing", "ghopper")}
         assert subs["aturing"].timestamp == late
         assert subs["aturing"].total_seconds_late == 1
         assert subs["alovelace"].total_seconds_late == 0 and subs["ghopper"].total_seconds_late == 0
         # the course's late policy is nbgrader's default ("none"): marked late, no points taken
-        assert {s: sub.score for s, sub in subs.items()} == {"alovelace": total, "aturing": total, "ghopper": 0}
+        scores = {s: sub.score for s, sub in subs.items()}
+        assert scores == {"alovelace": total, "aturing": total, "ghopper": 0}
