@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from primer import rules
 from primer.outputs import plain
 
 VISIBLE_SEED = 0
@@ -116,6 +117,7 @@ def register(*checks: Check) -> None:
 def get_check(key: str) -> Check:
     from primer import exercises  # noqa: F401  (importing registers every assignment's checks)
 
+    rules.install()  # the tripwires for what exercises forbid (primer/rules.py)
     try:
         return REGISTRY[key]
     except KeyError:
@@ -187,11 +189,15 @@ def run_case(spec: Check, obj, case: Case) -> Outcome:
     """Run the learner's object on one case. Never raises because of the learner's object."""
     notes: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout):
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout), \
+                rules.watching(spec.exercise) as forbidden_calls:
             warnings.simplefilter("always")
             with _deadline(spec.timeout):
                 output = plain(spec.run(obj, _fresh(case)))
+            called = forbidden_calls()
         notes = [f"{w.category.__name__}: {w.message}" for w in caught]
+        if called:
+            return Outcome(error=rules.message(spec.exercise, called))
     except NotImplementedError as exc:
         if not str(exc):
             return Outcome(not_implemented=True)

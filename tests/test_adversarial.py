@@ -160,6 +160,12 @@ while True:
     pass
 """
 
+FORBIDDEN_CE = """
+from torch.nn.functional import cross_entropy as _saved  # saved before any check runs
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    return _saved(logits, targets, ignore_index=ignore_index, reduction=reduction)
+"""
+
 SEGFAULT = "import ctypes\nctypes.string_at(0)"
 WRONG_KIND = "class mse_loss:\n    def __init__(self, pred, target, reduction='mean'):\n        self.v = 0\n"
 WRONG_MSE = "def mse_loss(pred, target, reduction='mean'):\n    return (pred - target).abs().mean()\n"
@@ -257,6 +263,7 @@ def graded_class(tmp_path_factory):
         "a_defined_twice": (_with_cell_added(json_copy(sol), "test_mse_loss_sum_and_none", WRONG_MSE),
                             minus("mse_loss")),
         "a_no_solution_cells": (_without_solution_cells(json_copy(sol)), 0),
+        "a_forbidden": (edited(sol, cell("cross_entropy"), FORBIDDEN_CE), minus("cross_entropy")),
         "name with spaces": (sol, full),
         "semi;colon$(id)": (sol, full),
         "dots..dots": (sol, full),
@@ -341,3 +348,4 @@ class TestAttacks:
         assert "defined in 2 cells" in feedback_of(course, "a_defined_twice")
         assert "signal 11" in feedback_of(course, "a_segfault")
         assert "did not finish within" in feedback_of(course, "a_signal_proof_loop")
+        assert "asks you not to use" in feedback_of(course, "a_forbidden")

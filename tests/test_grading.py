@@ -159,3 +159,30 @@ def test_integers_compare_exactly():
     spec = Check("count", "n", "n", lambda g: [Case("one", ())], lambda: 10)
     assert evaluate(spec, lambda: 10).passed
     assert "expected 10, got 11" in failure(lambda: 11, spec)
+
+
+def _cell_function(source: str, name: str):
+    """A function compiled as a notebook cell is (the tripwires look for learner cells on the stack)."""
+    namespace = {"torch": torch, "F": torch.nn.functional}
+    exec(compile(source, "<cell 1>", "exec"), namespace)
+    return namespace[name]
+
+
+def test_a_forbidden_function_fails_the_exercise_with_a_message():
+    spec = get_check("cross_entropy.values")
+    forbidden = _cell_function(
+        "def cross_entropy(logits, targets, ignore_index=-100, reduction='mean'):\n"
+        "    return F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction=reduction)\n",
+        "cross_entropy")
+    result = evaluate(spec, forbidden)
+    assert not result.passed and "`F.cross_entropy`" in result.message and "not to use" in result.message
+    allowed = _cell_function(  # torch.logsumexp is not forbidden
+        "def cross_entropy(logits, targets, ignore_index=-100, reduction='mean'):\n"
+        "    keep = targets != ignore_index\n"
+        "    safe = torch.where(keep, targets, 0)\n"
+        "    nll = torch.logsumexp(logits, 1) - logits.gather(1, safe[:, None])[:, 0]\n"
+        "    nll = torch.where(keep, nll, 0.0)\n"
+        "    if reduction == 'none':\n        return nll\n"
+        "    return nll.sum() if reduction == 'sum' else nll.sum() / keep.sum()\n",
+        "cross_entropy")
+    assert evaluate(spec, allowed).passed, evaluate(spec, allowed).message

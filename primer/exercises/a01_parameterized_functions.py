@@ -13,6 +13,7 @@ from torch import nn
 
 from primer.exercises._common import mlp, randint, randn, seeded
 from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
 
 # --------------------------------------------------------------------------- count_parameters
 
@@ -375,3 +376,6 @@ register(
           _dataset_cases([(30, 8), (7, 4), (5, 16)]), _reference_dataset_loss, rtol=1.3e-6,
           atol=1e-5, hints=_DATASET_HINTS),
 )
+
+# "Don't call F.cross_entropy or F.log_softmax" (the notebook's instructions).
+forbid("cross_entropy", "torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax")

@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from primer.exercises._common import randint, randn
 from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
 
 # --------------------------------------------------------------------------- Value: programs
 
@@ -1106,3 +1107,6 @@ register(
                  Hint(_flops_macs, "this matches counting a multiply-add as one FLOP; it is "
                       "two (a multiplication and an addition)."))),
 )
+
+# "Don't use autograd here" (numerical_gradient's instructions).
+forbid("numerical_gradient", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward")

@@ -24,6 +24,7 @@ from torch.autograd.gradcheck import GradcheckError
 
 from primer.exercises._common import randn, seed_from, seeded
 from primer.grading import Case, Check, Hint, call, register
+from primer.rules import forbid
 
 # --------------------------------------------------------------------------- shared runs
 
@@ -973,3 +974,10 @@ register(
     _check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's",
           _block_cases, TorchMLPBlock, run=_module_run("backward"), hints=_BLOCK_HINTS),
 )
+
+# What the notebook names as the references, not to be called by the answers.
+forbid("LinearFunction", "torch.nn.functional.linear")
+for _activation in ("relu", "gelu", "silu"):
+    forbid(_activation, "torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.nn.GELU",
+           "torch.nn.functional.silu")
+forbid("LayerNormFunction", "torch.nn.functional.layer_norm")

@@ -25,6 +25,7 @@ from torch.utils.data import DistributedSampler
 from primer.exercises._common import randint, seed_from
 from primer.grading import Case, Check, Hint, register
 from primer.launch import launch
+from primer.rules import forbid
 
 # The process group's timeout in the checks: a send, recv or collective that waits this long is
 # reported as a deadlock. Small collectives take milliseconds, so this is a wide margin even on
@@ -634,3 +635,7 @@ register(
           _dp_cases([(2, 0.02, 3), (2, 25.0, 3)]), _DDPReference, run=_run_overlap,
           timeout=CHECK_TIMEOUT),
 )
+
+# shard_indices: "without using DistributedSampler"; the ring replaces gloo's all-reduce.
+forbid("shard_indices", "torch.utils.data.distributed.DistributedSampler")
+forbid("ring_allreduce", "torch.distributed.all_reduce", "torch.distributed.distributed_c10d.all_reduce")

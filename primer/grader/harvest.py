@@ -185,7 +185,6 @@ def coordinate(workdir: Path) -> dict:
     """Run cell runners until every cell has run or been skipped and every exercise was verified."""
     job = json.loads((workdir / "job.json").read_text(encoding="utf-8"))
     job["workdir"] = str(workdir)
-    (workdir / "out").mkdir(exist_ok=True)
     cells: dict[int, str] = {}  # index → "" (ran) or what went wrong
     exercises: dict[str, dict] = {}
     skip: set[int] = set()
@@ -263,12 +262,18 @@ def _follow(pid: int, fd: int, job: dict, cells: dict, exercises: dict):
 
 def main(argv: list[str]) -> int:
     workdir = Path(argv[0]).resolve()
+    (workdir / "out").mkdir(exist_ok=True)
     os.chdir(workdir / "notebook")
     sys.path.insert(0, str(workdir / "notebook"))
     import torch
 
     torch.set_num_threads(1)  # forked runners must not inherit a busy thread pool (libgomp hangs)
     import primer.exercises  # noqa: F401  (registers every check before any learner code runs)
+    from primer import rules
+
+    # Tripwires before any learner cell, so that a name a cell imports is already the wrapper.
+    os.environ["PRIMER_FORBIDDEN_LOG"] = str(workdir / "out" / "forbidden.log")
+    rules.install()
 
     coordinate(workdir)
     return 0

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from primer import rules
 from primer.grading import VISIBLE_SEED, Outcome, Result, get_check, judge
 from primer.outputs import DataError, loads
 
@@ -311,6 +312,9 @@ def _judge_call(call: CheckCall, seed: int, cells: list[str], expected_kind: str
         keyword = "class" if expected_kind == "class" else "def"
         return fail(f"`{call.name}` should be a {expected_kind} (`{keyword} {call.name}`), but your "
                     f"notebook defines a {kind}")
+    called = rules.calls_in(str(out / "forbidden.log"), call.name)
+    if called:
+        return fail(rules.message(call.name, called))
     lost = record.get("lost") or {}
     if isinstance(lost, dict) and call.file in lost:
         return fail(f"your code stopped the check: {lost[call.file]}")
