@@ -245,7 +245,7 @@ def test_cpu_limit(tmp_path):
 
 
 def test_cpu_limit_when_sigxcpu_is_ignored(tmp_path):
-    # then the hard limit, 5 s later, kills it
+    # then the hard limit kills it, min(cpu_seconds, 5) s later
     result, _ = run("""
         import signal
         signal.signal(signal.SIGXCPU, signal.SIG_IGN)
@@ -253,7 +253,7 @@ def test_cpu_limit_when_sigxcpu_is_ignored(tmp_path):
             pass
         """, tmp_path, Sandbox(cpu_seconds=1, wall_seconds=30))
     assert (result.returncode, result.signal, result.limit) == (-9, signal.SIGKILL, "cpu_seconds")
-    assert 5.5 < result.cpu_seconds < 7  # 1 + 5 s (rusage is sampled at the tick)
+    assert 1.8 < result.cpu_seconds < 3  # 1 + 1 s (CPU time is counted in ticks)
 
 
 def test_output_is_capped_and_never_blocks(tmp_path):

@@ -168,10 +168,8 @@ class Sandbox(Configurable):
         _remove_mount_points(workdir, mounted)
 
         cpu = usage.ru_utime + usage.ru_stime
-        if not problem:
-            with os.fdopen(report[0], "rb") as f:
-                if reported := f.read().split():  # the command's own status and CPU time
-                    status, cpu = int(reported[0]), cpu + float(reported[1])
+        if not problem and (reported := _reported(report[0])):  # the command's own status and CPU
+            status, cpu = reported[0], cpu + reported[1]
         code = os.waitstatus_to_exitcode(status)
         sig = -code if code < 0 else None
         if timed_out:
@@ -224,7 +222,8 @@ class Sandbox(Configurable):
         def set_limits():
             for which, value in limits:
                 resource.setrlimit(which, (value, value))
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))  # SIGXCPU, then SIGKILL 5 s later
+            # SIGXCPU at the limit; SIGKILL up to 5 s later (time for a handler to report it)
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + min(cpu, 5)))
         return set_limits
 
 
@@ -311,6 +310,18 @@ def _pidfd_of_init(info_fd: int) -> int | None:
         return os.pidfd_open(json.loads(data)["child-pid"])
     except (ValueError, KeyError, OSError):  # bwrap failed before starting it, or it is gone already
         return None
+
+
+def _reported(fd: int) -> tuple[int, float] | None:
+    """The reporter's "STATUS CPU_SECONDS". The code inside could write there too: check it."""
+    with os.fdopen(fd, "rb") as f:
+        words = f.read(100).split()
+    try:
+        status, cpu = int(words[0]), float(words[1])
+        os.waitstatus_to_exitcode(status)  # raises ValueError if it is not a wait status
+    except (ValueError, IndexError):
+        return None
+    return (status, cpu) if 0 <= cpu < 1e9 else None
 
 
 def _readonly_paths(extra) -> list[str]:
