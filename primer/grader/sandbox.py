@@ -260,17 +260,20 @@ def _probe(bwrap: str) -> str | None:
         return f"bubblewrap is not installed ({bwrap} is missing): `apt-get install bubblewrap`. {unsafe}"
     if os.geteuid() == 0 and not os.access(SETPRIV, os.X_OK):
         return f"setpriv is missing ({SETPRIV}): `apt-get install util-linux`. {unsafe}"
-    cmd = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-           *(UNSHARE_ROOT if os.geteuid() == 0 else UNSHARE_USER), "--", "/bin/true"]
+    # the namespaces and the newer options run() uses (--size and --disable-userns: bwrap >= 0.8)
+    cmd = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777",
+           "--size", "1048576", "--tmpfs", "/dev/shm", *(UNSHARE_ROOT if os.geteuid() == 0 else UNSHARE_USER),
+           "--", "/bin/true"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bubblewrap ({bwrap}) does not run: {e}. {unsafe}"
     if done.returncode != 0:
-        return (f"bubblewrap cannot make its namespaces here ({done.stderr.strip()}). Enable user "
-                "namespaces (`sysctl kernel.unprivileged_userns_clone=1`; on Ubuntu 24.04 also "
-                "`sysctl kernel.apparmor_restrict_unprivileged_userns=0`), or in a container allow "
-                f"them (docker run --security-opt seccomp=unconfined). {unsafe}")
+        why = done.stderr.strip() or f"exit code {done.returncode}"
+        return (f"bubblewrap does not work here ({why}). It needs version 0.8 or later "
+                "(Debian 12) and user namespaces: enable them (`sysctl kernel.unprivileged_userns_clone=1`; "
+                "on Ubuntu 24.04 also `sysctl kernel.apparmor_restrict_unprivileged_userns=0`), or in a "
+                f"container allow them (docker run --security-opt seccomp=unconfined). {unsafe}")
     return None
 
 
