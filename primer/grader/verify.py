@@ -12,7 +12,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -206,12 +208,24 @@ def _copy_notebook_folder(folder: Path | None, dest: Path) -> None:
             shutil.copyfile(path, dest / path.name)
 
 
-def _read_summary(out: Path) -> dict | None:
-    path = out / "summary.json"
-    if not path.is_file() or path.stat().st_size > MAX_SUMMARY_BYTES:
-        return None
+def read_learner_file(path: Path, limit: int) -> bytes | None:
+    """A file the sandbox wrote, as bytes: None unless it is a regular file (not a symlink to a
+    host file, not a FIFO) of at most `limit` bytes. This process reads as the instructor."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        return f.read(limit + 1)[:limit]
+
+
+def _read_summary(out: Path) -> dict | None:
+    raw = read_learner_file(out / "summary.json", MAX_SUMMARY_BYTES)
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("cells"), dict) \
@@ -220,12 +234,11 @@ def _read_summary(out: Path) -> dict | None:
 
 def _read_outcomes(path: Path) -> list[Outcome] | str:
     """The outcomes the sandbox wrote for one check, or why they cannot be used."""
-    if not path.is_file():
-        return "no result"
-    if path.stat().st_size > MAX_RESULT_BYTES:
-        return "its output is too large to grade"
+    raw = read_learner_file(path, MAX_RESULT_BYTES)
+    if raw is None:
+        return "no result (or a result too large to grade)"
     try:
-        records = loads(path.read_bytes())
+        records = loads(raw)
     except DataError as exc:
         return f"its result could not be read ({exc})"
     if type(records) is not list:
