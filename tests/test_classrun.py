@@ -1,0 +1,302 @@
+"""The class run (autograder/grade.py, primer.grader.classrun) on a small class of assignment 01.
+
+Students: the solution (full marks), the untouched release (0, every exercise "not started"),
+the solution with one exercise replaced by a mutant that fails all its checks, and bad input.
+Expected scores come from the notebook's own metadata (points per graded cell), never from a run.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import inspect
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from primer import notebooks
+from primer.grading import checks_for, evaluate, grading_seed
+from tests.helpers import REPO, exercises_in, spec_module
+from tests.mutants import load_all
+
+A = "01_parameterized_functions"
+NB = f"{A}.ipynb"
+
+
+# --------------------------------------------------------------------------- a temporary course
+
+def run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+
+
+def make_course(tmp: Path) -> Path:
+    shutil.copytree(REPO / "solutions" / A, tmp / "solutions" / A)
+    (tmp / "autograder").mkdir(parents=True)
+    for name in ("nbgrader_config.py", "grade.py"):
+        shutil.copy(REPO / "autograder" / name, tmp / "autograder" / name)
+    shutil.copytree(REPO / "autograder" / "templates", tmp / "autograder" / "templates")
+    out = run([sys.executable, "-m", "nbgrader", "generate_assignment", A, "--force"], tmp / "autograder")
+    assert out.returncode == 0, out.stderr
+    return tmp
+
+
+def submit(course: Path, student: str, nb, name: str = NB) -> Path:
+    folder = course / "submitted" / student / A
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(nb, str):
+        (folder / name).write_text(nb)
+    else:
+        nbformat.write(nb, str(folder / name))
+    return folder
+
+
+def grade(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return run([sys.executable, "autograder/grade.py", A, "--no-progress", *args], course, timeout=timeout)
+
+
+def cell_scores(course: Path) -> dict[str, dict[str, float]]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'autograder' / 'gradebook.db'}") as gb:
+        for student in gb.students:
+            try:
+                nb = gb.find_submission_notebook(A, A, student.id)
+            except MissingEntry:
+                continue
+            out[student.id] = {g.name: g.score for g in nb.grades}
+    return out
+
+
+def totals(course: Path) -> dict[str, float]:
+    return {s: sum(cells.values()) for s, cells in cell_scores(course).items()}
+
+
+def feedback(course: Path, student: str) -> Path:
+    return course / "feedback" / student / A / f"{A}.html"
+
+
+def lines_by_student(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in stdout.splitlines() if line.strip() and not line.startswith(("#", "|", "-", " "))}
+
+
+def points_of(nb, exercise: str) -> float:
+    return sum(c.points for c in notebooks.graded_cells(nb) if any(k.split(".")[0] == exercise for k in c.check_keys))
+
+
+def wrong_submission(solution):
+    """(exercise, the solution with that exercise replaced by a mutant failing all its checks)."""
+    for exercise in exercises_in(A):
+        for v in load_all():
+            if v.assignment == spec_module(A) and v.exercise == exercise and not v.correct:
+                results = [evaluate(s, v.obj, grading_seed()) for s in checks_for(exercise)]
+                results += [evaluate(s, v.obj) for s in checks_for(exercise)]
+                if not any(r.passed for r in results):
+                    source = inspect.cleandoc(inspect.getsource(v.obj))
+                    source = "\n".join(x for x in source.splitlines() if not x.startswith("@"))
+                    source = re.sub(rf"^(def|class) {v.obj.__name__}\b", rf"\1 {exercise}", source, count=1, flags=re.M)
+                    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+                    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
+                                and re.search(rf"^(def|class) {exercise}\b", c.source, re.M))
+                    cell.source = source
+                    return exercise, nb
+    raise AssertionError("no mutant fails every check of an exercise")
+
+
+@pytest.fixture(scope="class")
+def shared_secret(tmp_path_factory):
+    """The same course secret for every course of this file: the same seeds, the same feedback."""
+    path = tmp_path_factory.mktemp("secret") / "secret"
+    path.write_text("5" * 64 + "\n")
+    old = os.environ.get("PRIMER_SECRET_FILE")
+    os.environ["PRIMER_SECRET_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("PRIMER_SECRET_FILE")
+    else:
+        os.environ["PRIMER_SECRET_FILE"] = old
+
+
+class TestClassRun:
+    def test_class_run(self, tmp_path, shared_secret, monkeypatch):
+        course = make_course(tmp_path / "course")
+        solution = notebooks.read(course / "solutions" / A / NB)
+        release = notebooks.read(course / "notebooks" / A / NB)
+        total = sum(c.points for c in notebooks.graded_cells(solution))
+        wrong_ex, wrong = wrong_submission(solution)
+        text = (course / "solutions" / A / NB).read_text()
+
+        submit(course, "solution", solution)
+        submit(course, "untouched", release)
+        submit(course, "one_wrong", wrong)
+        extra = submit(course, "extra", solution)  # extra files and a second notebook: still graded
+        (extra / "notes.txt").write_text("my notes")
+        nbformat.write(release, str(extra / "old attempt.ipynb"))
+        submit(course, "broken", text[: len(text) // 2])
+        submit(course, "renamed", solution, name="my copy.ipynb")
+        submit(course, "a+b", solution)  # nbgrader uses "+" as a separator
+        (course / "submitted" / "typo" / "99_no_such").mkdir(parents=True)  # no such assignment
+        (course / "submitted" / "typo" / "99_no_such" / "x.ipynb").write_text(text)
+
+        # In this process: the serial pass (nbgrader autograde) must reuse every worker's result.
+        from primer.grader import classrun, nbgrader_plugin
+
+        serial_verifications = []
+        real_verify = nbgrader_plugin.verify
+        monkeypatch.setattr(nbgrader_plugin, "verify",
+                            lambda *a, **k: serial_verifications.append(1) or real_verify(*a, **k))
+        out = io.StringIO()
+        fingerprint = nbgrader_plugin.course_fingerprint()
+        classrun.ClassRun(course, A, workers=2, out=out, progress=False).run()
+        # (unless someone edited the course's grading code meanwhile: then verifying again is right)
+        assert serial_verifications == [] or nbgrader_plugin.course_fingerprint() != fingerprint
+        lines = lines_by_student(out.getvalue())
+
+        scores = totals(course)
+        assert scores["solution"] == total and scores["extra"] == total
+        assert scores["untouched"] == 0
+        assert scores["one_wrong"] == total - points_of(solution, wrong_ex)
+        assert set(scores) == {"solution", "extra", "untouched", "one_wrong"}  # nothing else graded
+        assert f"{total:g} / {total:g}" in lines["solution"]
+        assert "old attempt.ipynb" in lines["extra"]
+        assert "not valid JSON" in lines["broken"]
+        assert "my copy.ipynb" in lines["renamed"]
+        assert "'a+b'" in lines["a+b"]
+        assert "99_no_such" in lines["typo"]
+        for student in scores:
+            assert feedback(course, student).exists()
+
+        # The report, with counts derived from who submitted what.
+        from primer.grader.report import write_report
+
+        summary = write_report(course, A)
+        report = course / "autograder" / "class-report" / A
+        for exercise in exercises_in(A):
+            wrong_here = exercise == wrong_ex
+            assert f"| {exercise} | {3 - wrong_here} | {int(wrong_here)} | 1 |" in summary
+        verified = json.loads((course / "autograder" / "verified" / A / "one_wrong.json").read_text())
+        hints = {line.split("Hint:", 1)[1].strip() for c in verified["verification"]["cells"]
+                 if c["exercise"] == wrong_ex for line in c["message"].splitlines() if "Hint:" in line}
+        for hint in hints:
+            assert f"- {wrong_ex}: 1 × {hint}" in summary
+        for student in ("broken", "renamed", "a+b"):
+            assert f"- {student}: " in summary
+        with open(report / "scores.csv") as f:
+            rows = {r["student"]: r for r in csv.DictReader(f)}
+        assert float(rows["one_wrong"]["score"]) == total - points_of(solution, wrong_ex)
+        assert rows["broken"]["status"].startswith("could not be graded")
+        assert (report / "scores.png").read_bytes()[:4] == b"\x89PNG"
+
+        # grades.csv: "not submitted" is not a 0 of a submission.
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{course / 'autograder' / 'gradebook.db'}") as gb:
+            gb.add_student("absent")
+        done = run([sys.executable, "-m", "nbgrader", "export", "--to", "../grades.csv",
+                    "--ExportApp.plugin_class=primer.grader.report.StatusCsvExportPlugin"], course / "autograder")
+        assert done.returncode == 0, done.stderr
+        with open(course / "grades.csv") as f:
+            status = {r["student_id"]: (r["status"], float(r["score"])) for r in csv.DictReader(f)}
+        assert status["absent"] == ("not submitted", 0)
+        assert status["untouched"] == ("submitted", 0)
+        assert status["solution"] == ("submitted", total)
+        assert status["broken"][0].startswith("could not be graded (") and "not valid JSON" in status["broken"][0]
+
+        # A rerun skips everyone (nothing changed): no grade, record or feedback is rewritten.
+        stamps = {p: p.stat().st_mtime_ns for p in (course / "autograder" / "verified" / A).glob("*.done")}
+        stamps |= {feedback(course, s): feedback(course, s).stat().st_mtime_ns for s in scores}
+        again = grade(course, "--workers", "2")
+        assert again.returncode == 0, again.stderr
+        assert "(unchanged since the last run)" in lines_by_student(again.stdout)["solution"]
+        assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+        # A changed submission is regraded and its feedback regenerated; the others are skipped.
+        submit(course, "untouched", solution)
+        old_feedback = feedback(course, "untouched").read_text()
+        again = grade(course, "--workers", "2")
+        assert again.returncode == 0, again.stderr
+        assert totals(course)["untouched"] == total
+        assert feedback(course, "untouched").read_text() != old_feedback
+        assert feedback(course, "solution").stat().st_mtime_ns == stamps[feedback(course, "solution")]
+
+        # --student X --force regrades just X.
+        again = grade(course, "--student", "one_wrong", "--force")
+        assert again.returncode == 0, again.stderr
+        assert set(lines_by_student(again.stdout)) >= {"one_wrong"}
+        assert "solution" not in lines_by_student(again.stdout)
+        assert feedback(course, "one_wrong").stat().st_mtime_ns > stamps[feedback(course, "one_wrong")]
+        assert feedback(course, "solution").stat().st_mtime_ns == stamps[feedback(course, "solution")]
+        assert totals(course)["one_wrong"] == total - points_of(solution, wrong_ex)
+
+        # Bad arguments fail the run (non-zero), bad submissions never do.
+        assert grade(course, "--student", "nobody").returncode == 1
+
+    def test_second_run_refuses(self, tmp_path, shared_secret):
+        course = make_course(tmp_path / "course")
+        submit(course, "solution", notebooks.read(course / "solutions" / A / NB))
+        with open(course / "autograder" / f".grading-{A}.lock", "a+") as held:  # a run in progress
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            out = grade(course)
+        assert out.returncode == 1
+        assert "another grading run" in out.stderr and "in progress" in out.stderr
+        assert not (course / "autograder" / "verified").exists()  # it touched nothing
+
+    def test_killed_at_random_moments_then_resumed(self, tmp_path, shared_secret):
+        """SIGKILL at 10 random moments, resuming each time: the same grades and feedback as an
+        uninterrupted run (another course with the same secret, hence the same seeds)."""
+        solution = None
+        courses = {}
+        for name in ("plain", "killed"):
+            course = courses[name] = make_course(tmp_path / name)
+            solution = notebooks.read(course / "solutions" / A / NB)
+            release = notebooks.read(course / "notebooks" / A / NB)
+            submit(course, "solution", solution)
+            submit(course, "untouched", release)
+            submit(course, "one_wrong", wrong_submission(solution)[1])
+        assert grade(courses["plain"], "--workers", "2").returncode == 0
+
+        killed = courses["killed"]
+        rng = random.Random(13)
+        script = [sys.executable, "autograder/grade.py", A, "--no-progress", "--workers", "2"]
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        for _ in range(10):
+            proc = subprocess.Popen(script, cwd=killed, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            time.sleep(rng.uniform(0.3, 5.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            # the workers die with their parent (PR_SET_PDEATHSIG); the sandbox dies with them
+            deadline = time.monotonic() + 5
+            while _processes_in_session(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _processes_in_session(proc.pid), [
+                Path(f"/proc/{p}/cmdline").read_bytes() for p in _processes_in_session(proc.pid)]
+        final = grade(killed, "--workers", "2")
+        assert final.returncode == 0, final.stderr
+        assert cell_scores(killed) == cell_scores(courses["plain"])
+        for student in ("solution", "untouched", "one_wrong"):
+            assert feedback(killed, student).read_text() == feedback(courses["plain"], student).read_text()
+
+
+def _processes_in_session(sid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # (session id, not a zombie)
+            out.append(int(stat.parent.name))
+    return out
