@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ASSIGNMENT ?= 01_parameterized_functions
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup release autograde feedback grades progress lint bench clean
+.PHONY: lab test setup release autograde feedback grades bench-grading progress lint bench clean
 
 ## make lab: open the course in JupyterLab (creates .venv on first use)
 lab: $(STAMP)
@@ -33,14 +33,23 @@ $(STAMP): pyproject.toml requirements-lock.txt
 release: $(STAMP)
 	cd autograder && $(BIN)/nbgrader generate_assignment --force $(ASSIGNMENT)
 
+# make autograde ASSIGNMENT=... [WORKERS=N] [STUDENT=id] [FORCE=1]: grades, feedback, class report
 autograde: $(STAMP)
-	$(BIN)/python autograder/grade.py $(ASSIGNMENT)
+	$(BIN)/python autograder/grade.py $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(foreach s,$(STUDENT),--student $(s)) $(if $(FORCE),--force)
 
+# (make autograde writes feedback as it grades; this regenerates all of it)
 feedback: $(STAMP)
-	cd autograder && $(BIN)/nbgrader generate_feedback $(ASSIGNMENT)
+	cd autograder && $(BIN)/nbgrader generate_feedback --force $(ASSIGNMENT)
 
+# grades.csv, with a status column: submitted / not submitted / could not be graded (why)
 grades: $(STAMP)
-	cd autograder && $(BIN)/nbgrader export --to ../grades.csv
+	cd autograder && $(BIN)/nbgrader export --to ../grades.csv \
+	  --ExportApp.plugin_class=primer.grader.report.StatusCsvExportPlugin
+
+# make bench-grading ASSIGNMENT=... N=8: plain nbgrader vs the class run, on a synthetic class
+bench-grading: $(STAMP)
+	$(BIN)/python autograder/bench_grading.py $(ASSIGNMENT) -n $(or $(N),8)
 
 progress: $(STAMP)
 	$(BIN)/python -m primer.progress notebooks
