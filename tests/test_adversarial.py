@@ -166,6 +166,17 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     return _saved(logits, targets, ignore_index=ignore_index, reduction=reduction)
 """
 
+SYMLINKS = """
+import os, pathlib
+out = pathlib.Path(os.environ.get("PRIMER_FORBIDDEN_LOG", "/nonexistent")).parent
+for name in ("forbidden.log", "count_parameters.plain@hidden.pt", "summary.json.tmp"):
+    try:
+        (out / name).unlink(missing_ok=True)
+        os.symlink({secret!r}, out / name)
+    except OSError:
+        pass
+"""
+
 SEGFAULT = "import ctypes\nctypes.string_at(0)"
 WRONG_KIND = "class mse_loss:\n    def __init__(self, pred, target, reduction='mean'):\n        self.v = 0\n"
 WRONG_MSE = "def mse_loss(pred, target, reduction='mean'):\n    return (pred - target).abs().mean()\n"
@@ -264,6 +275,9 @@ def graded_class(tmp_path_factory):
                             minus("mse_loss")),
         "a_no_solution_cells": (_without_solution_cells(json_copy(sol)), 0),
         "a_forbidden": (edited(sol, cell("cross_entropy"), FORBIDDEN_CE), minus("cross_entropy")),
+        "a_memory": (_with_cell_added(json_copy(sol), "test_mse_loss_sum_and_none",
+                                      "x = torch.empty(2**33)  # 32 GB"), full),
+        "a_symlinks": (edited(sol, cell(first), append=SYMLINKS.format(**paths)), full),
         "name with spaces": (sol, full),
         "semi;colon$(id)": (sol, full),
         "dots..dots": (sol, full),
@@ -349,3 +363,4 @@ class TestAttacks:
         assert "signal 11" in feedback_of(course, "a_segfault")
         assert "did not finish within" in feedback_of(course, "a_signal_proof_loop")
         assert "asks you not to use" in feedback_of(course, "a_forbidden")
+        assert "used more than 4 GB of memory" in feedback_of(course, "a_memory")

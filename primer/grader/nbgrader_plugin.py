@@ -140,6 +140,9 @@ def _read_or_none(path: Path):
 def write_outputs(nb, verification: Verification) -> None:
     """Each test cell's output: the verified message; an error output when it failed."""
     verdicts = {v.grade_id: v for v in verification.cells}
+    exercises = {v.exercise for v in verification.cells}
+    general = [n for n in verification.notes if not any(f"`{e}`" in n for e in exercises)]
+    first = True
     for cell in nb.cells:
         if not is_test_cell(cell):
             continue
@@ -151,6 +154,8 @@ def write_outputs(nb, verification: Verification) -> None:
         lines = [f"Exercise {verdict.exercise} ({verdict.points:g} point{'s' * (verdict.points != 1)}), "
                  "verified on a clean run of your code:", verdict.message]
         lines += [f"Note: {n}" for n in verification.notes if f"`{verdict.exercise}`" in n]
+        lines += [f"Note: {n}" for n in (general if first else [])]
+        first = False
         if verdict.disagrees:
             lines.append(f"Re-scored: when you ran this cell it showed {verdict.claimed}; the verified run "
                          f"{'passed' if verdict.passed else 'failed'} it, and that is what counts.")

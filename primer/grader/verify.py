@@ -142,13 +142,18 @@ def learner_cells(nb, release_nb) -> list[str]:
     """The cells to run: the set-up cell, then every code cell that is neither a test cell nor one
     of the release's demonstrations (those are skipped: grading needs definitions, not plots).
     Cells the learner added or changed run, so a helper defined in a cell of their own works."""
-    code = [c for c in nb["cells"] if c.get("cell_type") == "code"]
+    return [source for _, source in _numbered_learner_cells(nb, release_nb)]
+
+
+def _numbered_learner_cells(nb, release_nb) -> list[tuple[int, str]]:
+    """learner_cells, each with its position in the notebook (1 = the notebook's first cell)."""
     release_code = [c for c in release_nb["cells"] if c.get("cell_type") == "code"]
     demonstrations = {c["source"].strip() for c in release_code[1:]
                       if not _nbgrader(c).get("solution") and not is_test_cell(c)}
-    setup = release_code[0]["source"] if release_code else ""
-    return [setup] + [c["source"] for c in code[1:] if not is_test_cell(c)
-                      and c["source"].strip() not in demonstrations and c["source"].strip()]
+    code = [(i + 1, c) for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"]
+    setup = [(code[0][0] if code else 1, release_code[0]["source"] if release_code else "")]
+    return setup + [(n, c["source"]) for n, c in code[1:] if not is_test_cell(c)
+                    and c["source"].strip() not in demonstrations and c["source"].strip()]
 
 
 def expected_kinds(release_nb) -> dict[str, str]:
@@ -278,12 +283,28 @@ def verify(nb, release_nb, *, seed: int, sandbox, notebook_dir: Path | None = No
         for cell in tests:
             verdict = _judge_cell(cell, seed, cells, kinds, summary, work / "out", verification.problem)
             verification.cells.append(verdict)
-    for name in dict.fromkeys(c.name for t in tests for c in t.calls):
+    names = list(dict.fromkeys(c.name for t in tests for c in t.calls))
+    for name in names:
         where = _defining_cells(cells, name)
         if len(where) > 1:
             verification.notes.append(f"`{name}` is defined in {len(where)} cells; the last one was graded")
+    if summary is not None:
+        verification.notes += _cell_problems(_numbered_learner_cells(nb, release_nb), summary, names)
     verification.seconds = time.monotonic() - started
     return verification
+
+
+def _cell_problems(numbered: list[tuple[int, str]], summary: dict, names: list[str]) -> list[str]:
+    """A sentence per cell that raised, crashed or hit a limit, naming the exercises it defines."""
+    notes = []
+    for index, (number, source) in enumerate(numbered):
+        error = summary["cells"].get(str(index), "")
+        if not isinstance(error, str) or not error:
+            continue
+        defines = [f"`{n}`" for n in names if _defining_cells([source], n)]
+        what = f"cell {number} (which defines {', '.join(defines)})" if defines else f"cell {number}"
+        notes.append(f"your {what} did not run to its end: {error[:500]}")
+    return notes
 
 
 def _judge_cell(cell: TestCell, seed: int, cells: list[str], kinds: dict, summary: dict | None,
