@@ -206,15 +206,21 @@ def coordinate(workdir: Path) -> dict:
         if current is None:
             break
         what, key = current
-        reason = describe_end(status, job["cell_seconds"] if what == "cell" else None)
         if what == "cell":
-            cells[key] = reason
+            cells[key] = describe_end(status, job["cell_seconds"])
             skip.add(key)
-        else:
-            exercises[key] = {"defined": True, "crashed": reason}
+        else:  # the cell runner itself died while an exercise was verified (not just its check runner)
+            reason = describe_end(status, _exercise_seconds(job, key))
+            exercises.setdefault(key, {"defined": True, "crashed": reason})
     summary = {"cells": {str(k): v for k, v in cells.items()}, "exercises": exercises}
     _write_json(workdir / "out" / "summary.json", summary)
     return summary
+
+
+def _exercise_seconds(job: dict, name: str) -> float:
+    """The coordinator's deadline for one exercise: its check runners have one per check."""
+    n = next((len(e["checks"]) for e in job["exercises"] if e["name"] == name), 1)
+    return job["check_seconds"] * (n + 1) + 5
 
 
 def _follow(pid: int, fd: int, job: dict, cells: dict, exercises: dict):
@@ -240,18 +246,21 @@ def _follow(pid: int, fd: int, job: dict, cells: dict, exercises: dict):
             continue
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
+        buffer = buffer[-(1 << 20):]  # a line longer than this is not a report of ours
         for line in lines:
-            record = json.loads(line)
-            event = record["event"]
+            try:
+                record = json.loads(line)
+                event = record["event"]
+            except (ValueError, KeyError, TypeError):
+                continue  # not ours: learner code wrote to the pipe
             if event == "cell":
                 current, deadline = ("cell", record["index"]), time.monotonic() + job["cell_seconds"]
             elif event == "cell_done":
                 cells[record["index"]] = record["error"]
                 current = ("cell", record["index"])  # a death before the next event is this cell's
             elif event == "exercise":
-                n = next(len(e["checks"]) for e in job["exercises"] if e["name"] == record["name"])
                 current = ("exercise", record["name"])
-                deadline = time.monotonic() + job["check_seconds"] * (n + 1) + 5
+                deadline = time.monotonic() + _exercise_seconds(job, record["name"])
             elif event == "exercise_done":
                 exercises[record["name"]] = {k: v for k, v in record.items() if k not in ("event", "name")}
             elif event == "finished":
