@@ -25,6 +25,7 @@ import ctypes
 import fcntl
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -347,7 +348,13 @@ class ClassRun:
         from nbgrader.coursedir import CourseDirectory
         from tqdm import tqdm
 
-        api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
+        # (the API checks nbgrader's exchange folder, which grading does not use, and says so loudly)
+        traitlets_log = logging.getLogger("traitlets")
+        level, traitlets_log.level = traitlets_log.level, logging.CRITICAL + 1
+        try:
+            api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
+        finally:
+            traitlets_log.setLevel(level)
         ctx = multiprocessing.get_context("spawn")
         indices = ctx.Queue()
         for i in range(min(self.workers, len(todo))):
