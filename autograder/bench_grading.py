@@ -148,7 +148,8 @@ def _rss(proc) -> int:
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, PeakMemory, subprocess.CompletedProcess]:
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     memory = PeakMemory(proc.pid)
     out, err = proc.communicate()
     memory.done()

@@ -89,11 +89,13 @@ def feedback(course: Path, student: str) -> Path:
 
 
 def lines_by_student(stdout: str) -> dict[str, str]:
-    return {line.split()[0]: line for line in stdout.splitlines() if line.strip() and not line.startswith(("#", "|", "-", " "))}
+    return {line.split()[0]: line for line in stdout.splitlines()
+            if line.strip() and not line.startswith(("#", "|", "-", " "))}
 
 
 def points_of(nb, exercise: str) -> float:
-    return sum(c.points for c in notebooks.graded_cells(nb) if any(k.split(".")[0] == exercise for k in c.check_keys))
+    return sum(c.points for c in notebooks.graded_cells(nb)
+               if any(k.split(".")[0] == exercise for k in c.check_keys))
 
 
 def wrong_submission(solution):
@@ -106,7 +108,8 @@ def wrong_submission(solution):
                 if not any(r.passed for r in results):
                     source = inspect.cleandoc(inspect.getsource(v.obj))
                     source = "\n".join(x for x in source.splitlines() if not x.startswith("@"))
-                    source = re.sub(rf"^(def|class) {v.obj.__name__}\b", rf"\1 {exercise}", source, count=1, flags=re.M)
+                    source = re.sub(rf"^(def|class) {v.obj.__name__}\b", rf"\1 {exercise}", source,
+                                    count=1, flags=re.M)
                     nb = nbformat.from_dict(json.loads(json.dumps(solution)))
                     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
                                 and re.search(rf"^(def|class) {exercise}\b", c.source, re.M))
@@ -206,20 +209,23 @@ class TestClassRun:
         with Gradebook(f"sqlite:///{course / 'autograder' / 'gradebook.db'}") as gb:
             gb.add_student("absent")
         done = run([sys.executable, "-m", "nbgrader", "export", "--to", "../grades.csv",
-                    "--ExportApp.plugin_class=primer.grader.report.StatusCsvExportPlugin"], course / "autograder")
+                    "--ExportApp.plugin_class=primer.grader.report.StatusCsvExportPlugin"],
+                   course / "autograder")
         assert done.returncode == 0, done.stderr
         with open(course / "grades.csv") as f:
             status = {r["student_id"]: (r["status"], float(r["score"])) for r in csv.DictReader(f)}
         assert status["absent"] == ("not submitted", 0)
         assert status["untouched"] == ("submitted", 0)
         assert status["solution"] == ("submitted", total)
-        assert status["broken"][0].startswith("could not be graded (") and "not valid JSON" in status["broken"][0]
+        assert status["broken"][0].startswith("could not be graded (")
+        assert "not valid JSON" in status["broken"][0]
 
         # A rerun skips everyone (nothing changed): no grade, record or feedback is rewritten.
         # (Other work on the course's grading code changes every hash, and then regrading everyone is
         # right: try again until a rerun starts and ends with the code of the run before it.)
         for _ in range(3):
-            stamps = {p: p.stat().st_mtime_ns for p in (course / "autograder" / "verified" / A).glob("*.done")}
+            records = (course / "autograder" / "verified" / A).glob("*.done")
+            stamps = {p: p.stat().st_mtime_ns for p in records}
             stamps |= {feedback(course, s): feedback(course, s).stat().st_mtime_ns for s in scores}
             before = nbgrader_plugin.course_fingerprint()
             again = grade(course, "--workers", "2")
@@ -262,8 +268,8 @@ class TestClassRun:
         assert not (course / "autograder" / "verified").exists()  # it touched nothing
 
     def test_killed_at_random_moments_then_resumed(self, tmp_path, shared_secret):
-        """SIGKILL, SIGTERM or SIGINT at 10 random moments, resuming each time: the same grades and feedback as an
-        uninterrupted run (another course with the same secret, hence the same seeds)."""
+        """SIGKILL, SIGTERM or SIGINT at 10 random moments, resuming each time: the same grades and
+        feedback as an uninterrupted run (another course with the same secret, hence the same seeds)."""
         solution = None
         courses = {}
         for name in ("plain", "killed"):

@@ -167,7 +167,8 @@ def stray_folders(course: Path, assignments: set[str], students: list[str] | Non
     """Submitted folders for an assignment that does not exist (a typo, or not released yet)."""
     out = []
     for folder in sorted((course / "submitted").glob("*/*")):
-        if folder.is_dir() and folder.name not in assignments and (not students or folder.parent.name in students):
+        wanted = not students or folder.parent.name in students
+        if folder.is_dir() and folder.name not in assignments and wanted:
             out.append(Outcome(folder.parent.name, status="could not be graded",
                                reason=f"submitted/{folder.parent.name}/{folder.name}: no assignment "
                                f"{folder.name!r} exists in the gradebook"))
@@ -252,10 +253,13 @@ class ClassRun:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.only, self.force, self.out, self.progress = students or [], force, out, progress
         self.overrides = {"VerifiedExecute": {"cell_seconds": cell_seconds}} if cell_seconds else {}
-        self.config = load_config(self.course, self.overrides)
+        # if this process must verify after all (the course's code changed mid-run), its sandbox
+        # gets a uid of its own, next to the workers' (uid_base + 0 .. workers - 1)
+        self.config = load_config(self.course, {**self.overrides, "VerifiedExecute": {
+            **self.overrides.get("VerifiedExecute", {}), "worker": self.workers}})
         self.outcomes: dict[str, Outcome] = {}
-        self.notes: dict[str, str] = {}
-        self.stray: list[Outcome] = []  # folders for an assignment that does not exist  # graded, with a remark (another notebook in the folder)
+        self.notes: dict[str, str] = {}  # graded, with a remark (another notebook in the folder)
+        self.stray: list[Outcome] = []  # folders for an assignment that does not exist
 
     # ----------------------------------------------------------------- checks before anything runs
     def preflight(self) -> set[str]:
