@@ -177,21 +177,20 @@ def stray_folders(course: Path, assignments: set[str], students: list[str] | Non
 
 # --------------------------------------------------------------------------- the workers
 
-_WORKER: dict = {}
-
-
-def _init_worker(course: str, overrides: dict, indices) -> None:
-    """In each spawned worker: die with the parent (a SIGKILLed run leaves no orphans), leave
-    Ctrl-C to the parent, and take a worker index (its sandbox uid)."""
-    with contextlib.suppress(Exception):
+def _worker_main(course: str, overrides: dict, index: int, tasks, results) -> None:
+    """A spawned worker: verifies tasks until it gets None. Not a multiprocessing.Pool worker:
+    those are daemonic, and verifying some assignments (06) starts processes of its own."""
+    with contextlib.suppress(Exception):  # die with the parent: a SIGKILLed run leaves no orphans
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent died before prctl
         os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    index = indices.get()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     overrides = json.loads(json.dumps(overrides))
-    overrides.setdefault("VerifiedExecute", {})["worker"] = index
-    _WORKER.update(course=Path(course), index=index, config=load_config(Path(course), overrides))
+    overrides.setdefault("VerifiedExecute", {})["worker"] = index  # its sandbox uid: uid_base + index
+    config = load_config(Path(course), overrides)
+    for task in iter(tasks.get, None):
+        results.put(("start", index, task[1]))
+        results.put(("done", index, _work(config, Path(course), task)))
 
 
 def sanitize_and_verify(config, course: Path, assignment: str, student: str) -> dict:
@@ -233,11 +232,11 @@ def sanitize_and_verify(config, course: Path, assignment: str, student: str) -> 
     return json.loads(result_path(course / "autograder", assignment, student).read_text())["verification"]
 
 
-def _work(task: tuple[str, str, str]) -> tuple[str, str, dict | None, str, float]:
+def _work(config, course: Path, task: tuple[str, str, str]) -> tuple[str, str, dict | None, str, float]:
     assignment, student, digest = task
     started = time.monotonic()
     try:
-        verification = sanitize_and_verify(_WORKER["config"], _WORKER["course"], assignment, student)
+        verification = sanitize_and_verify(config, course, assignment, student)
         return student, digest, verification, "", time.monotonic() - started
     except Exception as exc:  # one submission never stops the others
         return student, digest, None, f"{type(exc).__name__}: {exc}"[:500], time.monotonic() - started
@@ -359,20 +358,24 @@ class ClassRun:
             api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
         finally:
             traitlets_log.setLevel(level)
-        ctx = multiprocessing.get_context("spawn")
-        indices = ctx.Queue()
-        for i in range(min(self.workers, len(todo))):
-            indices.put(i)
         bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="student",
                    file=sys.stderr, disable=not self.progress, dynamic_ncols=True)
-        pool = ctx.Pool(min(self.workers, len(todo)), initializer=_init_worker,
-                        initargs=(str(self.course), self.overrides, indices))
+        ctx = multiprocessing.get_context("spawn")  # not fork: this process has threads and a DB
+        tasks, results = ctx.Queue(), ctx.Queue()
+        for task in todo:
+            tasks.put(task)
+        workers = [ctx.Process(target=_worker_main, name=f"grading-worker-{i}",
+                               args=(str(self.course), self.overrides, i, tasks, results))
+                   for i in range(min(self.workers, len(todo)))]
+        for worker in workers:
+            tasks.put(None)  # one stop sign each, after the tasks
+            worker.start()
         try:
-            for student, digest, verification, error, seconds in pool.imap_unordered(_work, todo):
+            for student, digest, verification, error, seconds in self._results(workers, results, todo):
                 started = time.monotonic()
                 if verification is None:
-                    outcome = Outcome(student, digest, "could not be graded", f"verification failed: {error}")
-                    self.commit_ungradable(outcome)  # (prints its line)
+                    self.commit_ungradable(Outcome(student, digest, "could not be graded",
+                                                   f"verification failed: {error}"))
                 else:
                     outcome = self.commit_graded(api, student, digest, Verification.from_json(verification))
                     outcome.seconds = seconds + time.monotonic() - started
@@ -383,11 +386,43 @@ class ClassRun:
                     else:
                         self.commit_ungradable(outcome)
                 bar.update()
-            pool.close()
-        finally:
-            pool.terminate()  # on Ctrl-C / SIGTERM / an error: no worker outlives the run
-            pool.join()
+        finally:  # on Ctrl-C / SIGTERM / an error too: no worker outlives the run
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.join(10)
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join()
             bar.close()
+
+    @staticmethod
+    def _results(workers, results, todo):
+        """The workers' results as they come; a worker that dies (killed by the OOM killer, say)
+        costs only the submission it was verifying, which is reported."""
+        import queue
+
+        current, remaining = {}, len(todo)
+        digests = {student: digest for _, student, digest in todo}
+        while remaining:
+            try:
+                kind, index, payload = results.get(timeout=1)
+            except queue.Empty:
+                for i, worker in enumerate(workers):
+                    if not worker.is_alive() and current.get(i):
+                        student = current.pop(i)
+                        remaining -= 1
+                        yield (student, digests[student], None,
+                               f"the grading worker died (exit code {worker.exitcode})", 0.0)
+                if not any(w.is_alive() for w in workers) and results.empty():
+                    return
+                continue
+            if kind == "start":
+                current[index] = payload
+            else:
+                current.pop(index, None)
+                remaining -= 1
+                yield payload
 
     def commit_graded(self, api, student: str, digest: str, verification: Verification) -> Outcome:
         """Phase 2 for one student, in this process: nbgrader autograde (reusing the verification),
