@@ -55,6 +55,7 @@ c.Autograde.sanitize_preprocessors = [
 c.OverwriteCells.add_missing_cells = True
 # Feedback shows the verified messages, not the hidden tests' source, and names each exercise.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+c.ClearHiddenTests.enforce_metadata = False  # hidden regions go from every cell (a renamed test cell too)
 c.HTMLExporter.extra_template_basedirs = [
     str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"),
     str(COURSE_ROOT / "autograder" / "templates"),

@@ -25,7 +25,6 @@ from tests.grading_course import (
     edited,
     export,
     make_course,
-    nbgrader_autograde,
     points_of,
     release,
     run,
@@ -291,7 +290,7 @@ def graded_class(tmp_path_factory):
     honest_before = honest_path.read_bytes()
     package_before = _digest(PACKAGE_FILES)
 
-    run = nbgrader_autograde(course, A)
+    run = grade_class(course, A)
     stop.set()
     listener.close()
     return {"course": course, "attacks": attacks, "scores": export(course), "run": run, "full": full,
@@ -303,9 +302,13 @@ def json_copy(nb):
     return nbformat.from_dict(json.loads(json.dumps(nb)))
 
 
+def grade_class(course: Path, assignment: str):
+    """The instructor's command: two sandboxed workers, then nbgrader records grades and feedback."""
+    return run([sys.executable, "autograder/grade.py", assignment, "--workers", "2", "--no-progress",
+                "--cell-timeout", "8"], course, timeout=1200)
+
+
 def feedback_of(course: Path, student: str) -> str:
-    run([sys.executable, "-m", "nbgrader", "generate_feedback", A, "--student", student],
-        course / "autograder")
     return (course / "feedback" / student / A / f"{A}.html").read_text()
 
 
@@ -321,8 +324,11 @@ class TestAttacks:
         assert graded_class["honest_path"].read_bytes() == graded_class["honest_before"]
 
     def test_bad_files_score_zero_and_others_are_graded(self, graded_class):
-        scores = graded_class["scores"]
-        assert scores["b_broken_json"] == 0 and scores["b_renamed"] == 0
+        scores, report = graded_class["scores"], graded_class["run"].stdout
+        assert scores.get("b_broken_json", 0) == 0 and scores.get("b_renamed", 0) == 0
+        lines = {line.split()[0]: line for line in report.splitlines() if line.startswith("b_")}
+        assert "not valid JSON" in lines["b_broken_json"] and "my copy.ipynb" in lines["b_renamed"], report
+        assert graded_class["run"].returncode == 0, report
 
     def test_course_package_gradebook_and_host_untouched(self, graded_class):
         course = graded_class["course"]
