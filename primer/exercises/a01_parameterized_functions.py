@@ -205,13 +205,25 @@ def _ce_reduction_cases(gen):
     return [Case(f"reduction={r!r}", (logits, targets), {"reduction": r}) for r in ("sum", "none")]
 
 
+def far_apart_logits(gen, *shape) -> torch.Tensor:
+    """Logits in the thousands (exp overflows float32) whose values in a row are ≥ ~200 apart.
+
+    Nearly equal large logits are avoided on purpose: a loss near 1 computed from numbers near
+    1000 carries float32 rounding of ~6e-5 (the spacing of floats at 1000), more than the
+    tolerance, and correct formulas differ there. With gaps of hundreds, each loss is exactly 0
+    (the target is the row's maximum) or in the hundreds, where the relative error is tiny. Plain
+    `randn × 1000` had such near ties for about one seed in eight.
+    """
+    *lead, classes = shape
+    ranks = torch.argsort(torch.rand(*lead, classes, generator=gen), dim=-1).to(torch.float32)
+    return (ranks - (classes - 1) / 2) * 400.0 + randn(gen, *shape, scale=20.0)
+
+
 def _ce_stable_cases(gen):
-    big = randn(gen, 8, 5) * 1000.0
+    big = far_apart_logits(gen, 8, 5)
     return [
         Case("logits × 1000 (float32)", (big, randint(gen, 5, 8))),
         Case("logits × 1000, reduction='none'", (big, randint(gen, 5, 8)), {"reduction": "none"}),
-        # Equal or nearly equal large logits are avoided on purpose: there float32 rounding of
-        # log-sum-exp differs between correct formulas by more than float32's tolerance.
         Case("logits × 1000, reduction='sum'", (big, randint(gen, 5, 8)), {"reduction": "sum"}),
     ]
 
@@ -289,7 +301,7 @@ def _next_token_cases(gen):
     out = []
     for b, t, v in [(2, 5, 7), (1, 2, 3), (4, 16, 50)]:
         out.append(Case(f"B={b}, T={t}, V={v}", (randn(gen, b, t, v, scale=2.0), randint(gen, v, b, t))))
-    out.append(Case("logits × 1000", (randn(gen, 2, 6, 11) * 1000.0, randint(gen, 11, 2, 6))))
+    out.append(Case("logits × 1000", (far_apart_logits(gen, 2, 6, 11), randint(gen, 11, 2, 6))))
     return out
 
 
