@@ -212,7 +212,7 @@ def far_apart_logits(gen, *shape) -> torch.Tensor:
     1000 carries float32 rounding of ~6e-5 (the spacing of floats at 1000), more than the
     tolerance, and correct formulas differ there. With gaps of hundreds, each loss is exactly 0
     (the target is the row's maximum) or in the hundreds, where the relative error is tiny. Plain
-    `randn × 1000` had such near ties for about one seed in eight.
+    `randn × 1000` had such near ties: the solution failed on 9 of 400 seeds.
     """
     *lead, classes = shape
     ranks = torch.argsort(torch.rand(*lead, classes, generator=gen), dim=-1).to(torch.float32)
