@@ -102,7 +102,8 @@ def test_postgres_gradebook_release_autograde_feedback_export(postgres_url, tmp_
     course = tmp_path / "course"
     shutil.copytree(REPO / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
     shutil.copytree(REPO / "autograder" / "templates", course / "autograder" / "templates")
-    shutil.copy(REPO / "autograder" / "nbgrader_config.py", course / "autograder")
+    for name in ("nbgrader_config.py", "grade.py"):
+        shutil.copy(REPO / "autograder" / name, course / "autograder")
     nbgrader(course, postgres_url, "generate_assignment", ASSIGNMENT, "--force")
 
     solution = notebooks.read(course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
@@ -117,7 +118,13 @@ def test_postgres_gradebook_release_autograde_feedback_export(postgres_url, tmp_
         folder.mkdir(parents=True)
         nbformat.write(nb, str(folder / f"{ASSIGNMENT}.ipynb"))
 
-    nbgrader(course, postgres_url, "autograde", ASSIGNMENT, "--create")
+    # the instructor's command (parallel class run), unchanged, on PostgreSQL
+    env = dict(os.environ, PRIMER_DB_URL=postgres_url,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    graded = subprocess.run([sys.executable, "autograder/grade.py", ASSIGNMENT, "--workers", "2",
+                             "--no-progress"], cwd=course, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
     nbgrader(course, postgres_url, "generate_feedback", ASSIGNMENT)
     nbgrader(course, postgres_url, "export", "--to", str(course / "grades.csv"))
 

@@ -269,8 +269,9 @@ class ClassRun:
         problem = sandbox_problem()
         if problem and not Sandbox(config=self.config).allow_unsandboxed:
             raise RunFailed(f"refusing to grade: {problem}")
-        db = self.course / "autograder" / "gradebook.db"
-        if not db.exists():
+        url = self.config.CourseDirectory.db_url
+        db = Path(url.removeprefix("sqlite:///"))
+        if url.startswith("sqlite:///") and not db.exists():  # (PostgreSQL: the query below says)
             raise RunFailed(f"no gradebook at {db}: run `make release ASSIGNMENT={self.assignment}` first")
         with Gradebook(self.config.CourseDirectory.db_url, "primer") as gb:
             try:
