@@ -122,13 +122,17 @@ def _module_forward_backward(module: nn.Module, x, g) -> dict:
     return out
 
 
-def _module_run(part: str):
+def _module_run(part: str, float64: bool = False):
     """`run` for a module exercise. A case's args are (constructor args, {parameter name: tensor},
     x, upstream gradient); kwargs go to the constructor. `part`: "forward" returns the output,
-    "backward" the gradients, "both" everything."""
+    "backward" the gradients, "both" everything. `float64`: the module, its weights and the inputs
+    in float64, for gradients that two correct float32 computations round differently."""
     def run(cls, case):
         ctor, tensors, x, g = case.args
         module = cls(*ctor, **case.kwargs)
+        if float64:
+            module = module.double()
+            tensors, x, g = {k: v.double() for k, v in tensors.items()}, x.double(), g.double()
         _load(module, tensors)
         out = _module_forward_backward(module, x, g)
         if part == "forward":
@@ -971,8 +975,11 @@ register(
     _check("MLPBlock", "forward", "x + SwiGLU(LayerNorm(x)) matches the block built from torch "
           "modules with the same weights", _block_cases, TorchMLPBlock,
           run=_module_run("forward"), hints=_BLOCK_HINTS),
-    _check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's",
-          _block_cases, TorchMLPBlock, run=_module_run("backward"), hints=_BLOCK_HINTS),
+    # In float64: the learner's hand-written LayerNorm backward and autograd's round differently, and
+    # in float32 one gradient element in ~128 missed the tolerance on 1 seed in 40 (seed 1026).
+    _check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's "
+           "(in float64)", _block_cases, TorchMLPBlock, run=_module_run("backward", float64=True),
+           hints=_BLOCK_HINTS),
 )
 
 # What the notebook names as the references, not to be called by the answers.
