@@ -234,16 +234,31 @@ def evaluate(spec: Check, obj, seed: int = VISIBLE_SEED) -> Result:
     return judge(spec, seed, lambda index, case: run_case(spec, obj, case))
 
 
-def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome]) -> Result:
+_REFERENCES: dict[tuple[str, int], tuple[list[Case], list]] = {}
+
+
+def cases_and_references(spec: Check, seed: int, reuse: bool = False) -> tuple[list[Case], list]:
+    """The check's cases for a seed and the reference's outputs on them. `reuse` keeps them for
+    the next call with the same seed (a class's grader judges every student on the visible seed)."""
+    if reuse and (spec.key, seed) in _REFERENCES:
+        return _REFERENCES[spec.key, seed]
+    cases = spec.cases(torch.Generator().manual_seed(seed))
+    made = (cases, [plain(spec.run(spec.reference, _fresh(case))) for case in cases])
+    if reuse:
+        _REFERENCES[spec.key, seed] = made
+    return made
+
+
+def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome], reuse: bool = False) -> Result:
     """Compare the learner's outcome on each case with the reference's; the first failure explains.
 
     `outcome_of(index, case)` is the learner's outcome on the case: computed on the spot
     (`evaluate`) or read from what the sandbox returned (primer.grader.verify).
     """
-    cases = spec.cases(torch.Generator().manual_seed(seed))
+    cases, references = cases_and_references(spec, seed, reuse)
     notes: list[str] = []
     for index, case in enumerate(cases):
-        expected = plain(spec.run(spec.reference, _fresh(case)))
+        expected = references[index]
         head = f"✗ {spec.key}, case {case.label!r}"
         outcome = outcome_of(index, case)
         notes += outcome.notes

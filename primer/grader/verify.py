@@ -356,7 +356,8 @@ def _judge_call(call: CheckCall, seed: int, cells: list[str], expected_kind: str
     if isinstance(outcomes, str):
         return fail(outcomes)
     missing = Outcome(error="no result for this case")
-    return judge(spec, seed, lambda i, case: outcomes[i] if i < len(outcomes) else missing)
+    return judge(spec, seed, lambda i, case: outcomes[i] if i < len(outcomes) else missing,
+                 reuse=seed == VISIBLE_SEED)
 
 
 def _undefined(name: str, cells: list[str], summary: dict) -> str:
