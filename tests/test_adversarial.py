@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from primer import notebooks
 from primer.grader.sandbox import sandbox_problem
 from tests.grading_course import (
     edited,
@@ -191,6 +192,15 @@ def _sabotaged_metadata(nb):
     return nb
 
 
+def _claiming_passes(nb):
+    """What the fake `check` printed when the learner ran the notebook: every test cell "passed"."""
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="✓ passed\n")]
+    return nb
+
+
 def _without_cell(nb, grade_id):
     nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
     return nb
@@ -246,7 +256,7 @@ def graded_class(tmp_path_factory):
              "marker": MARKER, "port": listener.getsockname()[1]}
     first = "count_parameters"
     attacks = {  # student → (notebook, its honest score)
-        "a_fake_check": (edited(rel, cell(first), append=FAKE_CHECK), 0),
+        "a_fake_check": (_claiming_passes(edited(rel, cell(first), append=FAKE_CHECK)), 0),
         "a_patch_grading": (edited(rel, cell(first), append=PATCH_GRADING), 0),
         "a_patch_torch": (edited(rel, cell(first), append=PATCH_TORCH), 0),
         "a_ipython_hooks": (edited(rel, cell(first), append=IPYTHON_HOOKS), 0),
@@ -370,3 +380,10 @@ class TestAttacks:
         assert "did not finish within" in feedback_of(course, "a_signal_proof_loop")
         assert "asks you not to use" in feedback_of(course, "a_forbidden")
         assert "used more than 4 GB of memory" in feedback_of(course, "a_memory")
+
+    def test_a_faked_pass_is_shown_as_re_scored(self, graded_class):
+        assert "Re-scored: when you ran this cell it showed passed" in feedback_of(graded_class["course"],
+                                                                                  "a_fake_check")
+        line = next(x for x in graded_class["run"].stdout.splitlines() if x.startswith("a_fake_check"))
+        cells = len(notebooks.graded_cells(graded_class["attacks"]["a_fake_check"][0]))
+        assert f"re-scored: {cells} cells" in line, line

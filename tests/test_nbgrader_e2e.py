@@ -1,10 +1,11 @@
-"""nbgrader end to end through the course's class grader, on a temporary course per assignment.
+"""Every assignment graded the trusted way: the solution gets full marks, the solution with one
+exercise replaced by a known mutant loses exactly that exercise's points.
 
-Students: the solution (full marks) and the solution with one exercise replaced by a known mutant
-(loses exactly that exercise's points). `autograder/grade.py` verifies them in the sandbox with two
-workers, then nbgrader records the grades and writes the feedback. Assignment 01 is graded end to
-end by tests/test_classrun.py (a class, the release included), test_adversarial.py (attacks),
-test_postgres.py and test_zip_collect.py, so it is not repeated here.
+06 (processes started inside the sandbox) goes end to end through `autograder/grade.py`: two
+sandboxed workers, nbgrader's gradebook and feedback. 02–05 are verified directly (primer.grader.
+verify, the same sandbox and judge; nbgrader's part is the same for every assignment). Assignment
+01 is graded end to end by tests/test_classrun.py (a class, the release included),
+test_adversarial.py (attacks), test_postgres.py and test_zip_collect.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 import sys
 
 from primer import notebooks
+from primer.grader.sandbox import Sandbox
+from primer.grader.verify import verify
 from primer.grading import checks_for, evaluate
 from tests.grading_course import (
     edited,
@@ -26,7 +29,7 @@ from tests.grading_course import (
     submit,
     total_points,
 )
-from tests.helpers import ASSIGNMENTS, exercises_in, spec_module
+from tests.helpers import ASSIGNMENTS, exercises_in, release_notebook, solution_notebook, spec_module
 from tests.mutants import load_all
 
 
@@ -78,9 +81,28 @@ def check_solution_release_and_one_wrong(assignment, tmp_path):
     assert f"{wrong_exercise}:" in feedback  # the contents list names the exercise, not "Test cell"
 
 
+class TestAutograde06:
+    def test_solution_full_one_wrong_through_the_class_run(self, tmp_path):
+        check_solution_release_and_one_wrong("06_data_parallel", tmp_path)
+
+
+def check_verified_scores(assignment: str) -> None:
+    sol, rel = notebooks.read(solution_notebook(assignment)), notebooks.read(release_notebook(assignment))
+    wrong_exercise, wrong = wrong_submission(assignment, sol)
+    sandbox = Sandbox()
+    uid = sandbox.uid_base + 40 + ASSIGNMENTS.index(assignment)  # not a class-run worker's
+    full = total_points(sol)
+    for nb, expected in ((sol, full), (wrong, full - points_of(sol, wrong_exercise))):
+        result = verify(nb, rel, seed=4321, sandbox=sandbox, uid=uid,
+                        notebook_dir=solution_notebook(assignment).parent)
+        failed = [c.message for c in result.cells if not c.passed]
+        assert result.score == expected, (result.problem, failed)
+        assert not result.problem and not result.notes
+
+
 # One class per assignment: pytest-xdist's --dist loadscope sends each class to its own worker.
-for _assignment in [a for a in ASSIGNMENTS if a != "01_parameterized_functions"]:
-    def _test(self, tmp_path, _a=_assignment):
-        check_solution_release_and_one_wrong(_a, tmp_path)
-    _name = f"TestAutograde{_assignment.split('_')[0]}"
-    globals()[_name] = type(_name, (), {"test_solution_full_release_zero_one_wrong": _test})
+for _assignment in ("02_gradient_descent", "03_backpropagation", "04_layers", "05_mixed_precision"):
+    def _test(self, _a=_assignment):
+        check_verified_scores(_a)
+    _name = f"TestVerified{_assignment.split('_')[0]}"
+    globals()[_name] = type(_name, (), {"test_solution_full_one_wrong_loses_its_points": _test})

@@ -20,6 +20,7 @@ runner that dies loses only the check it was running.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -35,18 +36,18 @@ CELL_FILENAME = "<cell {index}>"
 # --------------------------------------------------------------------------- helpers
 
 def _limit_text(kind: str) -> str:
-    """The sentence for a limit, from the limits the sandbox was started with (PRIMER_LIMIT_*)."""
-    memory = os.environ.get("PRIMER_LIMIT_MEMORY_MB")
-    cpu = os.environ.get("PRIMER_LIMIT_CPU_SECONDS")
-    if kind == "memory":
-        size = f"{int(memory) / 1024:g} GB" if memory else "the allowed amount"
-        return f"used more than {size} of memory (limit memory_mb)"
-    return f"used more than {cpu or 'the allowed'} s of CPU time (limit cpu_seconds)"
+    """The learner's sentence for a limit, with the values the sandbox was started with."""
+    from primer.grader.sandbox import limit_message
+
+    return limit_message({"memory": "memory_mb", "cpu": "cpu_seconds", "file": "file_mb",
+                          "processes": "processes"}[kind])
 
 
 def describe_exception(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
         return f"{type(exc).__name__}: {_limit_text('memory')}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EFBIG):
+        return f"{type(exc).__name__}: {_limit_text('processes' if exc.errno == errno.EAGAIN else 'file')}"
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno} of the cell)"
     lines = str(exc).strip().splitlines()
@@ -61,6 +62,8 @@ def describe_end(status: int | None, timeout: float | None = None) -> str:
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU:
             return _limit_text("cpu")
+        if sig == signal.SIGXFSZ:
+            return _limit_text("file")
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         return f"the process was killed by signal {sig} ({name})"
     return f"the process ended (exit code {os.WEXITSTATUS(status)}: os._exit or a crash)"
