@@ -255,15 +255,20 @@ def graded_class(tmp_path_factory):
              "submitted": str(course / "submitted"), "secret": str(course / "autograder" / ".grading_secret"),
              "marker": MARKER, "port": listener.getsockname()[1]}
     first = "count_parameters"
+    # Attacks on the host need no full solution: the release with only the first exercise solved
+    # (its points are the honest score) costs a fraction of the checks.
+    light = edited(rel, cell(first), next(c.source for c in sol.cells
+                                          if c.metadata.get("nbgrader", {}).get("grade_id") == cell(first)))
+    light_points = points_of(sol, first)
     attacks = {  # student → (notebook, its honest score)
         "a_fake_check": (_claiming_passes(edited(rel, cell(first), append=FAKE_CHECK)), 0),
         "a_patch_grading": (edited(rel, cell(first), append=PATCH_GRADING), 0),
         "a_patch_torch": (edited(rel, cell(first), append=PATCH_TORCH), 0),
         "a_ipython_hooks": (edited(rel, cell(first), append=IPYTHON_HOOKS), 0),
         "a_always_equal": (edited(sol, cell("mse_loss"), ALWAYS_EQUAL), minus("mse_loss")),
-        "a_harm_others": (edited(sol, cell(first), append=HARM_OTHERS.format(**paths)), full),
-        "a_detach": (edited(sol, cell(first), append=DETACH.format(**paths)), full),
-        "a_network": (edited(sol, cell(first), append=NETWORK.format(**paths)), full),
+        "a_harm_others": (edited(light, cell(first), append=HARM_OTHERS.format(**paths)), light_points),
+        "a_detach": (edited(light, cell(first), append=DETACH.format(**paths)), light_points),
+        "a_network": (edited(light, cell(first), append=NETWORK.format(**paths)), light_points),
         # next_token_loss calls the learner's cross_entropy, so it fails with it
         "a_exfiltrate": (edited(sol, cell("cross_entropy"), EXFILTRATE.format(**paths)),
                          minus("cross_entropy") - points_of(sol, "next_token_loss")),
@@ -274,7 +279,7 @@ def graded_class(tmp_path_factory):
         "a_infinite_loop": (edited(sol, cell("next_token_loss"), "while True:\n    pass"),
                             minus("next_token_loss")),
         "a_sys_exit": (edited(sol, cell("mse_loss"), append="import sys\nsys.exit(3)"), full),
-        "a_big_print": (edited(sol, cell(first), append="print('x' * 100_000_000)"), full),
+        "a_big_print": (edited(light, cell(first), append="print('x' * 100_000_000)"), light_points),
         "a_metadata": (_sabotaged_metadata(json_copy(sol)), full),
         "a_deleted_test": (_without_cell(json_copy(sol), "test_mse_loss_mean"), full),
         "a_edited_tests_release": (_tests_replaced(json_copy(rel), "pass"), 0),
@@ -284,12 +289,12 @@ def graded_class(tmp_path_factory):
                             minus("mse_loss")),
         "a_no_solution_cells": (_without_solution_cells(json_copy(sol)), 0),
         "a_forbidden": (edited(sol, cell("cross_entropy"), FORBIDDEN_CE), minus("cross_entropy")),
-        "a_memory": (_with_cell_added(json_copy(sol), "test_mse_loss_sum_and_none",
-                                      "x = torch.empty(2**33)  # 32 GB"), full),
-        "a_symlinks": (edited(sol, cell(first), append=SYMLINKS.format(**paths)), full),
-        "name with spaces": (sol, full),
-        "semi;colon$(id)": (sol, full),
-        "dots..dots": (sol, full),
+        "a_memory": (_with_cell_added(json_copy(light), "test_mse_loss_sum_and_none",
+                                      "x = torch.empty(2**33)  # 32 GB"), light_points),
+        "a_symlinks": (edited(light, cell(first), append=SYMLINKS.format(**paths)), light_points),
+        "name with spaces": (light, light_points),
+        "semi;colon$(id)": (light, light_points),
+        "dots..dots": (light, light_points),
     }
     for student, (nb, _) in attacks.items():
         submit(course, student, A, nb)

@@ -144,12 +144,12 @@ class TestClassRun:
         submit(course, "solution", solution)
         submit(course, "untouched", release)
         submit(course, "one_wrong", wrong)
-        extra = submit(course, "extra", solution)  # extra files and a second notebook: still graded
+        extra = submit(course, "extra", release)  # extra files and a second notebook: still graded
         (extra / "notes.txt").write_text("my notes")
         nbformat.write(release, str(extra / "old attempt.ipynb"))
         submit(course, "broken", text[: len(text) // 2])
         submit(course, "renamed", solution, name="my copy.ipynb")
-        submit(course, "a+b", solution)  # nbgrader uses "+" as a separator
+        submit(course, "a+b", release)  # nbgrader uses "+" as a separator
         (course / "submitted" / "typo" / "99_no_such").mkdir(parents=True)  # no such assignment
         (course / "submitted" / "typo" / "99_no_such" / "x.ipynb").write_text(text)
 
@@ -169,7 +169,7 @@ class TestClassRun:
         lines = lines_by_student(out.getvalue())
 
         scores = totals(course)
-        assert scores["solution"] == total and scores["extra"] == total
+        assert scores["solution"] == total and scores["extra"] == 0
         assert scores["untouched"] == 0
         assert scores["one_wrong"] == total - points_of(solution, wrong_ex)
         assert set(scores) == {"solution", "extra", "untouched", "one_wrong"}  # nothing else graded
@@ -189,7 +189,7 @@ class TestClassRun:
         report = course / "autograder" / "class-report" / A
         for exercise in exercises_in(A):
             wrong_here = exercise == wrong_ex
-            assert f"| {exercise} | {3 - wrong_here} | {int(wrong_here)} | 1 |" in summary
+            assert f"| {exercise} | {2 - wrong_here} | {int(wrong_here)} | 2 |" in summary
         verified = json.loads((course / "autograder" / "verified" / A / "one_wrong.json").read_text())
         hints = {line.split("Hint:", 1)[1].strip() for c in verified["verification"]["cells"]
                  if c["exercise"] == wrong_ex for line in c["message"].splitlines() if "Hint:" in line}

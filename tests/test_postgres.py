@@ -107,12 +107,10 @@ def test_postgres_gradebook_release_autograde_feedback_export(postgres_url, tmp_
     nbgrader(course, postgres_url, "generate_assignment", ASSIGNMENT, "--force")
 
     solution = notebooks.read(course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    release = notebooks.read(course / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     total = points(solution)
-    expected = {"solution": total, "untouched": 0.0,
-                "one_wrong": total - points(solution, WRONG_EXERCISE)}
+    expected = {"solution": total, "one_wrong": total - points(solution, WRONG_EXERCISE)}
     assert 0 < expected["one_wrong"] < total
-    submissions = {"solution": solution, "untouched": release, "one_wrong": with_wrong_answer(solution)}
+    submissions = {"solution": solution, "one_wrong": with_wrong_answer(solution)}
     for student, nb in submissions.items():
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
