@@ -234,19 +234,18 @@ def evaluate(spec: Check, obj, seed: int = VISIBLE_SEED) -> Result:
     return judge(spec, seed, lambda index, case: run_case(spec, obj, case))
 
 
-_REFERENCES: dict[tuple[str, int], tuple[list[Case], list]] = {}
+_REFERENCES: dict[tuple[str, int, int], Any] = {}
 
 
-def cases_and_references(spec: Check, seed: int, reuse: bool = False) -> tuple[list[Case], list]:
-    """The check's cases for a seed and the reference's outputs on them. `reuse` keeps them for
-    the next call with the same seed (a class's grader judges every student on the visible seed)."""
-    if reuse and (spec.key, seed) in _REFERENCES:
-        return _REFERENCES[spec.key, seed]
-    cases = spec.cases(torch.Generator().manual_seed(seed))
-    made = (cases, [plain(spec.run(spec.reference, _fresh(case))) for case in cases])
+def _reference(spec: Check, seed: int, index: int, case: Case, reuse: bool):
+    """The reference's output on a case. `reuse` keeps it for the next call with the same seed
+    (a class's grader judges every student on the visible seed)."""
+    if reuse and (spec.key, seed, index) in _REFERENCES:
+        return _REFERENCES[spec.key, seed, index]
+    expected = plain(spec.run(spec.reference, _fresh(case)))
     if reuse:
-        _REFERENCES[spec.key, seed] = made
-    return made
+        _REFERENCES[spec.key, seed, index] = expected
+    return expected
 
 
 def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome], reuse: bool = False) -> Result:
@@ -255,10 +254,10 @@ def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome], re
     `outcome_of(index, case)` is the learner's outcome on the case: computed on the spot
     (`evaluate`) or read from what the sandbox returned (primer.grader.verify).
     """
-    cases, references = cases_and_references(spec, seed, reuse)
+    cases = spec.cases(torch.Generator().manual_seed(seed))
     notes: list[str] = []
     for index, case in enumerate(cases):
-        expected = references[index]
+        expected = _reference(spec, seed, index, case, reuse)
         head = f"✗ {spec.key}, case {case.label!r}"
         outcome = outcome_of(index, case)
         notes += outcome.notes

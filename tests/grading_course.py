@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import inspect
 import os
 import re
 import shutil
@@ -14,7 +15,9 @@ from pathlib import Path
 import nbformat
 
 from primer import notebooks
-from tests.helpers import REPO
+from primer.grading import checks_for, evaluate
+from tests.helpers import REPO, exercises_in, spec_module
+from tests.mutants import load_all
 
 # Short deadlines: the tests' endless loops are stopped quickly (a correct cell takes < 1 s).
 FAST = ["--VerifiedExecute.cell_seconds=8", "--VerifiedExecute.check_seconds=30"]
@@ -95,3 +98,23 @@ def solution_cell_id(nb, exercise: str) -> str:
         if meta.get("solution") and re.search(rf"^(def|class) {exercise}\b", c.source, re.M):
             return meta["grade_id"]
     raise AssertionError(f"no solution cell defines {exercise}")
+
+
+def mutant_source(obj, exercise: str) -> str:
+    """The mutant's source, renamed to the exercise's name, as a learner's cell would hold it."""
+    source = inspect.cleandoc(inspect.getsource(obj))
+    source = "\n".join(line for line in source.splitlines() if not line.startswith("@"))
+    return re.sub(rf"^(def|class) {obj.__name__}\b", rf"\1 {exercise}", source, count=1, flags=re.M)
+
+
+def wrong_submission(assignment: str, sol):
+    """The solution with one exercise replaced by a mutant that fails all of its checks."""
+    module = spec_module(assignment)
+    for exercise in exercises_in(assignment):
+        for v in load_all():
+            if v.assignment == module and v.exercise == exercise and not v.correct:
+                results = [evaluate(s, v.obj, seed) for s in checks_for(exercise) for seed in (0, 1, 2)]
+                if not any(r.passed for r in results):
+                    cell = solution_cell_id(sol, exercise)
+                    return exercise, edited(sol, cell, mutant_source(v.obj, exercise))
+    raise AssertionError(f"no mutant in tests/mutants/{module}.py fails every check of an exercise")

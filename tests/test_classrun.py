@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import inspect
 import io
 import json
 import os
 import random
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +23,11 @@ import nbformat
 import pytest
 
 from primer import notebooks
-from primer.grading import checks_for, evaluate, grading_seed
-from tests.helpers import REPO, exercises_in, spec_module
-from tests.mutants import load_all
+from tests.grading_course import make_course as shared_make_course
+from tests.grading_course import points_of, run
+from tests.grading_course import submit as shared_submit
+from tests.grading_course import wrong_submission as shared_wrong_submission
+from tests.helpers import exercises_in
 
 A = "01_parameterized_functions"
 NB = f"{A}.ipynb"
@@ -36,30 +35,13 @@ NB = f"{A}.ipynb"
 
 # --------------------------------------------------------------------------- a temporary course
 
-def run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
-
-
 def make_course(tmp: Path) -> Path:
-    shutil.copytree(REPO / "solutions" / A, tmp / "solutions" / A)
-    (tmp / "autograder").mkdir(parents=True)
-    for name in ("nbgrader_config.py", "grade.py"):
-        shutil.copy(REPO / "autograder" / name, tmp / "autograder" / name)
-    shutil.copytree(REPO / "autograder" / "templates", tmp / "autograder" / "templates")
-    out = run([sys.executable, "-m", "nbgrader", "generate_assignment", A, "--force"], tmp / "autograder")
-    assert out.returncode == 0, out.stderr
-    return tmp
+    return shared_make_course(tmp, A)
 
 
 def submit(course: Path, student: str, nb, name: str = NB) -> Path:
-    folder = course / "submitted" / student / A
-    folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(nb, str):
-        (folder / name).write_text(nb)
-    else:
-        nbformat.write(nb, str(folder / name))
-    return folder
+    """The student's submission folder, with the notebook (or text) written in it."""
+    return shared_submit(course, student, A, nb, name).parent
 
 
 def grade(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -93,29 +75,8 @@ def lines_by_student(stdout: str) -> dict[str, str]:
             if line.strip() and not line.startswith(("#", "|", "-", " "))}
 
 
-def points_of(nb, exercise: str) -> float:
-    return sum(c.points for c in notebooks.graded_cells(nb)
-               if any(k.split(".")[0] == exercise for k in c.check_keys))
-
-
 def wrong_submission(solution):
-    """(exercise, the solution with that exercise replaced by a mutant failing all its checks)."""
-    for exercise in exercises_in(A):
-        for v in load_all():
-            if v.assignment == spec_module(A) and v.exercise == exercise and not v.correct:
-                results = [evaluate(s, v.obj, grading_seed()) for s in checks_for(exercise)]
-                results += [evaluate(s, v.obj) for s in checks_for(exercise)]
-                if not any(r.passed for r in results):
-                    source = inspect.cleandoc(inspect.getsource(v.obj))
-                    source = "\n".join(x for x in source.splitlines() if not x.startswith("@"))
-                    source = re.sub(rf"^(def|class) {v.obj.__name__}\b", rf"\1 {exercise}", source,
-                                    count=1, flags=re.M)
-                    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
-                    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
-                                and re.search(rf"^(def|class) {exercise}\b", c.source, re.M))
-                    cell.source = source
-                    return exercise, nb
-    raise AssertionError("no mutant fails every check of an exercise")
+    return shared_wrong_submission(A, solution)
 
 
 @pytest.fixture(scope="class")

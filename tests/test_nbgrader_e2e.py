@@ -10,27 +10,22 @@ test_adversarial.py (attacks), test_postgres.py and test_zip_collect.py.
 
 from __future__ import annotations
 
-import inspect
-import re
 import sys
 
 from primer import notebooks
 from primer.grader.sandbox import Sandbox
 from primer.grader.verify import verify
-from primer.grading import checks_for, evaluate
 from tests.grading_course import (
-    edited,
     export,
     make_course,
     points_of,
     run,
     solution,
-    solution_cell_id,
     submit,
     total_points,
+    wrong_submission,
 )
-from tests.helpers import ASSIGNMENTS, exercises_in, release_notebook, solution_notebook, spec_module
-from tests.mutants import load_all
+from tests.helpers import ASSIGNMENTS, release_notebook, solution_notebook
 
 
 def grade_class(course, assignment: str) -> str:
@@ -38,26 +33,6 @@ def grade_class(course, assignment: str) -> str:
                "--cell-timeout", "20"], course, timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
-
-
-def mutant_source(obj, exercise: str) -> str:
-    """The mutant's source, renamed to the exercise's name, as a learner's cell would hold it."""
-    source = inspect.cleandoc(inspect.getsource(obj))
-    source = "\n".join(line for line in source.splitlines() if not line.startswith("@"))
-    return re.sub(rf"^(def|class) {obj.__name__}\b", rf"\1 {exercise}", source, count=1, flags=re.M)
-
-
-def wrong_submission(assignment: str, sol):
-    """The solution with one exercise replaced by a mutant that fails all of its checks."""
-    module = spec_module(assignment)
-    for exercise in exercises_in(assignment):
-        for v in load_all():
-            if v.assignment == module and v.exercise == exercise and not v.correct:
-                results = [evaluate(s, v.obj, seed) for s in checks_for(exercise) for seed in (0, 1, 2)]
-                if not any(r.passed for r in results):
-                    cell = solution_cell_id(sol, exercise)
-                    return exercise, edited(sol, cell, mutant_source(v.obj, exercise))
-    raise AssertionError(f"no mutant in tests/mutants/{module}.py fails every check of an exercise")
 
 
 def check_solution_release_and_one_wrong(assignment, tmp_path):

@@ -30,24 +30,19 @@ import time
 import traceback
 from pathlib import Path
 
+from primer.grader.sandbox import limit_message
+
 CELL_FILENAME = "<cell {index}>"
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _limit_text(kind: str) -> str:
-    """The learner's sentence for a limit, with the values the sandbox was started with."""
-    from primer.grader.sandbox import limit_message
-
-    return limit_message({"memory": "memory_mb", "cpu": "cpu_seconds", "file": "file_mb",
-                          "processes": "processes"}[kind])
-
-
 def describe_exception(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
-        return f"{type(exc).__name__}: {_limit_text('memory')}"
+        return f"{type(exc).__name__}: {limit_message('memory_mb')}"
     if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EFBIG):
-        return f"{type(exc).__name__}: {_limit_text('processes' if exc.errno == errno.EAGAIN else 'file')}"
+        limit = "processes" if exc.errno == errno.EAGAIN else "file_mb"
+        return f"{type(exc).__name__}: {limit_message(limit)}"
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno} of the cell)"
     lines = str(exc).strip().splitlines()
@@ -61,9 +56,9 @@ def describe_end(status: int | None, timeout: float | None = None) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU:
-            return _limit_text("cpu")
+            return limit_message("cpu_seconds")
         if sig == signal.SIGXFSZ:
-            return _limit_text("file")
+            return limit_message("file_mb")
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         return f"the process was killed by signal {sig} ({name})"
     return f"the process ended (exit code {os.WEXITSTATUS(status)}: os._exit or a crash)"
