@@ -60,6 +60,7 @@ c.HTMLExporter.extra_template_basedirs = [
     str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"),
     str(COURSE_ROOT / "autograder" / "templates"),
 ]
+c.GenerateFeedback.exporter_class = "primer.grader.nbgrader_plugin.FeedbackExporter"  # an HTMLExporter
 c.HTMLExporter.template_name = "exercise_feedback"
 c.HTMLExporter.template_file = "exercise_feedback.html.j2"
 

@@ -185,6 +185,7 @@ def _worker_main(course: str, overrides: dict, index: int, tasks, results) -> No
     if os.getppid() == 1:  # the parent died before prctl
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the parent's stop: atexit removes its sandbox
     overrides = json.loads(json.dumps(overrides))
     overrides.setdefault("VerifiedExecute", {})["worker"] = index  # its sandbox uid: uid_base + index
     config = load_config(Path(course), overrides)

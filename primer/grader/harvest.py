@@ -267,22 +267,30 @@ def _follow(pid: int, fd: int, job: dict, cells: dict, exercises: dict):
                 print(record["text"], file=sys.stderr)
 
 
-def main(argv: list[str]) -> int:
-    workdir = Path(argv[0]).resolve()
-    (workdir / "out").mkdir(exist_ok=True)
-    os.chdir(workdir / "notebook")
-    sys.path.insert(0, str(workdir / "notebook"))
+def prepare() -> None:
+    """What every run imports before any learner code: torch, the registered checks, the tripwires
+    (installed first, so that a name a cell imports is already the wrapper)."""
     import torch
 
     torch.set_num_threads(1)  # forked runners must not inherit a busy thread pool (libgomp hangs)
     import primer.exercises  # noqa: F401  (registers every check before any learner code runs)
     from primer import rules
 
-    # Tripwires before any learner cell, so that a name a cell imports is already the wrapper.
-    os.environ["PRIMER_FORBIDDEN_LOG"] = str(workdir / "out" / "forbidden.log")
     rules.install()
 
+
+def run(workdir: Path) -> None:
+    """Run the job in `workdir` (after prepare()); the outputs go to workdir/out/."""
+    (workdir / "out").mkdir(exist_ok=True)
+    os.chdir(workdir / "notebook")
+    sys.path.insert(0, str(workdir / "notebook"))
+    os.environ["PRIMER_FORBIDDEN_LOG"] = str(workdir / "out" / "forbidden.log")  # read by rules.watching
     coordinate(workdir)
+
+
+def main(argv: list[str]) -> int:
+    prepare()
+    run(Path(argv[0]).resolve())
     return 0
 
 

@@ -115,12 +115,7 @@ class Sandbox(Configurable):
             raise SandboxUnavailable(problem)
         workdir = Path(workdir).resolve()
         (workdir / "tmp").mkdir(exist_ok=True)
-        # The environment reaches the command through bwrap's own environment, not --setenv:
-        # arguments are visible to every user of the host in /proc/*/cmdline.
-        full_env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8",
-                    "PYTHONDONTWRITEBYTECODE": "1", **(env or {}), "HOME": str(workdir),
-                    "TMPDIR": str(workdir / "tmp"), "MPLCONFIGDIR": str(workdir / ".matplotlib"),
-                    **{f"PRIMER_LIMIT_{name.upper()}": f"{getattr(self, name):g}" for name in LIMITS}}
+        full_env = self.environment(workdir, env)
         info = report = (None, None)  # pipes (read end, write end) from bwrap and the reporter
         if problem:
             _warn_unsandboxed(problem)
@@ -186,8 +181,38 @@ class Sandbox(Configurable):
             limit=limit, message=limit_message(limit, self) if limit else "",
             wall_seconds=time.monotonic() - started, cpu_seconds=cpu)
 
-    def _bwrap_argv(self, argv, workdir: Path, uid: int, readonly: list[str], *, info_fd: int,
-                    report_fd: int) -> list[str]:
+    def start(self, argv: list[str], workdir: Path, *, uid: int, env: dict | None = None,
+              stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, list[str]]:
+        """Start a long-lived program in the sandbox and return at once (primer.grader.zygote).
+
+        Its stdin and stdout are pipes to the caller. Unlike run(), nothing is chowned: the caller
+        prepares `workdir` (whose tmp/ is /tmp inside) and says what the uid may write. Returns the
+        process (bwrap; kill its process group to end the sandbox) and the mount points in it.
+        Only where bubblewrap works (never unsandboxed).
+        """
+        problem = sandbox_problem()
+        if problem:
+            raise SandboxUnavailable(problem)
+        workdir = Path(workdir).resolve()
+        readonly = _readonly_paths(())
+        cmd = self._bwrap_argv(argv, workdir, uid, readonly, info_fd=None, report_fd=None)
+        full_env = {**self.environment(workdir), **(env or {})}  # (env may move HOME and the like)
+        proc = subprocess.Popen(cmd, env=full_env, cwd=workdir, start_new_session=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                preexec_fn=self._rlimits())
+        return proc, [*readonly, str(workdir)]
+
+    def environment(self, workdir: Path, env: dict | None = None) -> dict:
+        """The whole environment of the program inside: `env` and the limits, HOME etc. in workdir.
+        (It reaches the program through bwrap's own environment, not --setenv: arguments are
+        visible to every user of the host in /proc/*/cmdline.)"""
+        return {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8",
+                "PYTHONDONTWRITEBYTECODE": "1", **(env or {}), "HOME": str(workdir),
+                "TMPDIR": str(workdir / "tmp"), "MPLCONFIGDIR": str(workdir / ".matplotlib"),
+                **{f"PRIMER_LIMIT_{name.upper()}": f"{getattr(self, name):g}" for name in LIMITS}}
+
+    def _bwrap_argv(self, argv, workdir: Path, uid: int, readonly: list[str], *, info_fd: int | None,
+                    report_fd: int | None) -> list[str]:
         cmd = [BWRAP, "--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/lib", "/lib64", "/sbin"):  # symlinks into /usr on merged-/usr systems
             if os.path.islink(top):
@@ -206,10 +231,13 @@ class Sandbox(Configurable):
                 # bwrap's tmpfs for / and /dev: read-only (for a user they would be its own, writable)
                 "--remount-ro", "/", "--remount-ro", "/dev",
                 *(UNSHARE_ROOT if os.geteuid() == 0 else UNSHARE_USER), "--die-with-parent",
-                "--new-session", "--chdir", str(workdir), "--info-fd", str(info_fd), "--"]
+                "--new-session", "--chdir", str(workdir),
+                *(["--info-fd", str(info_fd)] if info_fd is not None else []), "--"]
         if os.geteuid() == 0:  # a uid change clears the parent-death signal: set it again
             cmd += [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
                     "--inh-caps=-all", "--bounding-set=-all", "--pdeathsig=KILL", "--"]
+        if report_fd is None:
+            return cmd + list(argv)
         return cmd + [sys.executable, "-I", "-S", "-c", REPORTER, str(report_fd), *argv]
 
     def _rlimits(self):

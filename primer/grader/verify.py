@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from primer import rules
+from primer.grader.sandbox import Sandbox
+from primer.grader.zygote import WarmSandbox
 from primer.grading import VISIBLE_SEED, Outcome, Result, get_check, judge
 from primer.outputs import DataError, loads
 
@@ -258,8 +260,9 @@ def _read_outcomes(path: Path) -> list[Outcome] | str:
     return outcomes
 
 
-def verify(nb, release_nb, *, seed: int, sandbox, notebook_dir: Path | None = None, uid: int | None = None,
-           submitted_nb=None, cell_seconds: float = 120.0, check_seconds: float = 120.0) -> Verification:
+def verify(nb, release_nb, *, seed: int, sandbox: Sandbox | WarmSandbox, notebook_dir: Path | None = None,
+           uid: int | None = None, submitted_nb=None, cell_seconds: float = 120.0,
+           check_seconds: float = 120.0) -> Verification:
     """Verify one notebook. `nb`: the notebook to grade (locked cells restored by nbgrader);
     `release_nb`: the released notebook (which cells are demonstrations); `submitted_nb`: the
     notebook as submitted, outputs included (what the learner's own run showed)."""
@@ -268,12 +271,16 @@ def verify(nb, release_nb, *, seed: int, sandbox, notebook_dir: Path | None = No
     cells = learner_cells(nb, release_nb)
     kinds = expected_kinds(release_nb)
     verification = Verification()
-    with tempfile.TemporaryDirectory(prefix="primer-verify-") as tmp:
+    warm = isinstance(sandbox, WarmSandbox)
+    with sandbox.workspace() if warm else tempfile.TemporaryDirectory(prefix="primer-verify-") as tmp:
         work = Path(tmp)
         (work / "job.json").write_text(json.dumps(_job(cells, tests, seed, cell_seconds, check_seconds)))
         _copy_notebook_folder(notebook_dir, work / "notebook")
-        run = sandbox.run([sys.executable, "-m", "primer.grader.harvest", str(work)], work, uid=uid,
-                          env={"MPLBACKEND": "Agg"})
+        if warm:  # a fresh child of the worker's zygote (the same isolation, without the start-up)
+            run = sandbox.run(work)
+        else:
+            run = sandbox.run([sys.executable, "-m", "primer.grader.harvest", str(work)], work, uid=uid,
+                              env={"MPLBACKEND": "Agg"})
         verification.sandbox_cpu_seconds = run.cpu_seconds
         summary = _read_summary(work / "out")
         if summary is None:
