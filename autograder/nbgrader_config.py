@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nbgrader
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -80,6 +81,11 @@ c.Sandbox.output_mb = 4
 # c.Sandbox.allow_unsandboxed = True
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Released test cells are tagged so that a learner's Run All goes on past an exercise not done yet.
+c.GenerateAssignment.preprocessors = [
+    *GenerateAssignment.class_traits()["preprocessors"].make_dynamic_default(),
+    "primer.grader.nbgrader_plugin.TagTestCellsForRunAll",
+]
 
 # --- Collecting from an LMS (README, "Collecting, backing up and sharing the grading") ----------
 # `nbgrader zip_collect ASSIGNMENT` reads downloaded/ASSIGNMENT/archive/ (Canvas's "Download

@@ -5,10 +5,9 @@ The server serves a temporary copy of the course (running cells changes a notebo
 off as well, so the committed notebooks are never written). Notebooks are opened as tabs of one
 JupyterLab page and run a few at a time (`jobs`), each through JupyterLab's own commands.
 
-Run All in JupyterLab stops at the first cell that raises (the kernel is asked to stop on error),
-as it does for a learner whose released notebook reaches an exercise they have not done yet. The
-learner then continues below it, and so does `run_to_the_end`: Run All, then Run All Below from the
-cell after each stop, recording where it stopped.
+Each notebook is run with one Run All, as a learner does: the released notebooks' test cells are
+tagged `raises-exception`, so an exercise not done yet does not stop the run (JupyterLab would
+otherwise stop at the first cell that raises).
 """
 
 from __future__ import annotations
@@ -141,52 +140,33 @@ JS_KERNEL_IDLE = """(id) => { %s
   return !!kernel && kernel.status === 'idle';
 }""" % JS_PANEL
 
-# Run All; where it stops on an error, Run All Below from the next cell (as a learner would).
-# Stores {ok, stops, seconds} in window.__course[id] when done; returns at once.
-# Run All; where it stops on an error, Run All Below from the next cell (as a learner would).
-# Stores {ok, stops, seconds} in window.__course[id] when done; returns at once.
-# After an error the kernel drops the requests queued behind it (stop_on_error); a Run All Below
-# sent while it is still dropping them runs nothing, so that case waits a moment and tries again.
-JS_RUN_TO_THE_END = """(id) => { %s
+# Run All, once, as a learner does. Released test cells carry the `raises-exception` tag, so a
+# failing check does not stop the kernel's queue; the command itself may resolve before the queue
+# is done, so this waits until no cell is running and the kernel is idle. Stores {ok, errors,
+# seconds} in window.__course[id]: ok when every code cell ran, errors the indices of the cells
+# that show one. Returns at once.
+JS_RUN_ALL = """(id) => { %s
   const app = window.jupyterapp;
   const nb = panel.content;
   const started = performance.now();
   const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-  const errorAt = (from) => {
-    for (let i = from; i < nb.widgets.length; i++) {
-      const cell = nb.widgets[i];
-      if (cell.model.type === 'code' && cell.model.outputs.toJSON().some(o => o.output_type === 'error')) {
-        return i;
-      }
-    }
-    return -1;
-  };
+  const code = () => nb.widgets.map((cell, i) => [cell, i]).filter(([cell]) => cell.model.type === 'code');
+  const busy = () => code().some(([cell]) => cell.model.executionState === 'running')
+    || !panel.sessionContext.session || panel.sessionContext.session.kernel.status !== 'idle';
   const run = async () => {
-    const stops = [];
-    let retries = 0;
-    let waits = 0;
-    let from = 0;
-    let ok = await app.commands.execute('notebook:run-all-cells', {widgetId: id, activate: false});
-    while (!ok) {
-      const at = errorAt(from);
-      if (at < 0) {  // nothing ran: the kernel was still dropping the queue
-        if (++retries > 8) break;
-        waits++;
-        await sleep(50 * retries);
-      } else {
-        stops.push(at);
-        retries = 0;
-        from = at + 1;
-        if (from >= nb.widgets.length) break;
-      }
-      nb.activeCellIndex = from;
-      ok = await app.commands.execute('notebook:run-all-below', {widgetId: id, activate: false});
+    await app.commands.execute('notebook:run-all-cells', {widgetId: id, activate: false});
+    for (let quiet = 0; quiet < 3; ) {  // idle three times in a row: the queue is done
+      await sleep(100);
+      quiet = busy() ? 0 : quiet + 1;
     }
-    return {ok, stops, waits, seconds: (performance.now() - started) / 1000};
+    const ok = code().every(([cell]) => cell.model.executionCount !== null);
+    const errors = code().filter(([cell]) =>
+      cell.model.outputs.toJSON().some(o => o.output_type === 'error')).map(([, i]) => i);
+    return {ok, errors, seconds: (performance.now() - started) / 1000};
   };
   window.__course[id] = null;
   run().then(r => { window.__course[id] = r; },
-             e => { window.__course[id] = {ok: false, stops: [], error: String(e)}; });
+             e => { window.__course[id] = {ok: false, errors: [], error: String(e)}; });
 }""" % JS_PANEL
 
 JS_CELLS = """(id) => { %s
@@ -276,7 +256,7 @@ class Run:
     panel: str = ""
     toolbar: dict = field(default_factory=dict)
     opened_seconds: float = 0.0
-    result: dict = field(default_factory=dict)  # {ok, stops, seconds}
+    result: dict = field(default_factory=dict)  # {ok, errors, seconds}
     cells: list = field(default_factory=list)
     screenshots: list = field(default_factory=list)
     readme: Path | None = None  # the README picture, when this run made it
@@ -322,7 +302,7 @@ class Lab:
         run.opened_seconds = time.monotonic() - started
 
     def start_running(self, run: Run) -> None:
-        self.page.evaluate(JS_RUN_TO_THE_END, run.panel)
+        self.page.evaluate(JS_RUN_ALL, run.panel)
 
     def finished(self, run: Run) -> dict | None:
         return self.page.evaluate("(id) => window.__course[id]", run.panel)
@@ -396,7 +376,7 @@ def run_all(lab: Lab, runs: list[Run], jobs: int, per_notebook_s: float, after=N
             if result is None and time.monotonic() - started < per_notebook_s:
                 continue
             active.remove(item)
-            run.result = result or {"ok": False, "stops": [],
+            run.result = result or {"ok": False, "errors": [],
                                     "error": f"not finished after {per_notebook_s:g} s"}
             finished.append(run)
         while queue and len(active) < jobs:

@@ -150,6 +150,20 @@ class FeedbackExporter(HTMLExporter):
         return environment
 
 
+class TagTestCellsForRunAll(NbGraderPreprocessor):
+    """At release: each test cell gets the `raises-exception` tag, so that JupyterLab's Run All goes
+    on past a failing check (an exercise not done yet) to the end of the notebook, as it does for a
+    notebook whose checks pass. nbgrader grades by metadata, not tags; nbval, which runs the
+    solutions (never tagged), still fails on any error there."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if is_test_cell(cell):
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
+        return cell, resources
+
+
 class ForgetUnknownCells(NbGraderPreprocessor):
     """Before nbgrader restores cells: a cell whose grade id the gradebook does not know (a learner
     renamed it) becomes an ordinary cell, and the original is added back as a missing cell.
