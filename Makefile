@@ -24,8 +24,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements-lock.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version)'
 	$(PYTHON) -m venv $(VENV)
+	@# CPU-only torch: PyTorch's CPU index when it answers, else the configured index (tools/torch_index.py).
 	@# (grep hides pip's notes about this machine's local wheel folders; pip's own status is kept)
-	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e ".[dev]" 2>&1 \
+	$(BIN)/python -m pip install --quiet $$($(PYTHON) tools/torch_index.py) -c requirements-lock.txt -e ".[dev]" 2>&1 \
 	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 

@@ -13,7 +13,6 @@ SECONDS = {  # by node id prefix; the longest matching prefix counts
     "tests/test_progress.py": 80,
     "tests/test_nbgrader_e2e.py::TestAutograde06": 60,
     "solutions/06_data_parallel": 50,
-    "tests/test_release.py": 40,
     "solutions/02_gradient_descent": 40,
     "tests/test_postgres.py": 35,
     "tests/test_nbgrader_e2e.py": 30,

@@ -2,6 +2,7 @@
 Binder) name the same packages at the same versions."""
 
 import re
+import socket
 import tomllib
 
 import yaml
@@ -56,3 +57,27 @@ def test_lock_file_agrees_with_pyproject():
     lock = {k.lower(): v for k, v in lock.items()}
     for name, version in pip_pins().items():
         assert lock[name] == version, name
+
+
+def test_cpu_torch_index_is_used_when_it_answers_and_skipped_when_not():
+    import http.server
+    import threading
+
+    from tools import torch_index
+
+    assert torch_index.pip_options(True) == ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    assert torch_index.pip_options(False) == []
+    # the probe, against loopback only: a server that answers, and a port where nothing listens
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert torch_index.reachable(f"http://127.0.0.1:{server.server_port}/", seconds=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert not torch_index.reachable(f"http://127.0.0.1:{port}/", seconds=1)
+    assert not torch_index.reachable("not a url")

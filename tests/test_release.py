@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,16 +13,27 @@ from tests.helpers import ASSIGNMENTS, REPO, release_notebook
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory) -> Path:
+    """`nbgrader generate_assignment --force` for every assignment, through nbgrader's API in this
+    process (one start-up for all six), on a copy of solutions/ and the course's config."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    from primer.grader.classrun import load_config
+
     course = tmp_path_factory.mktemp("course")
     shutil.copytree(REPO / "solutions", course / "solutions")
     (course / "autograder").mkdir()
     shutil.copy(REPO / "autograder" / "nbgrader_config.py", course / "autograder")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for assignment in ASSIGNMENTS:
-        out = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment,
-                              "--force"], cwd=course / "autograder", capture_output=True, text=True,
-                             env=env)
-        assert out.returncode == 0, out.stderr
+    config = load_config(course)
+    path = os.environ["PATH"]
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"  # nbgrader runs `alembic`
+    try:
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        for assignment in ASSIGNMENTS:
+            result = api.generate_assignment(assignment, force=True)
+            assert result["success"], result.get("error") or result.get("log")
+    finally:
+        os.environ["PATH"] = path
     return course
 
 
