@@ -6,10 +6,9 @@ BIN := $(abspath $(VENV))/bin
 # nbgrader runs `alembic` from PATH, so the environment's bin/ goes first.
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
-ASSIGNMENT ?= 01_parameterized_functions
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup release autograde feedback grades bench-grading progress lint bench clean
+.PHONY: lab test test-exercise setup release autograde feedback grades bench-grading progress lint clean assignment-given
 
 ## make lab: open the course in JupyterLab (creates .venv on first use)
 lab: $(STAMP)
@@ -30,17 +29,26 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 
+## make test-exercise EX=cross_entropy: one exercise's checks, mutants and alternatives (seconds)
+test-exercise: $(STAMP)
+	@test -n "$(EX)" || { echo "say which exercise: make test-exercise EX=cross_entropy"; exit 2; }
+	$(BIN)/python -m pytest tests/test_exercises.py -k "$(EX)" -q $(PYTEST_ARGS)
+
 ## Instructor workflow (see README): run from the repository root.
-release: $(STAMP)
+# The commands for one assignment refuse to guess which: ASSIGNMENT=01_parameterized_functions
+assignment-given:
+	@test -n "$(ASSIGNMENT)" || { echo "say which assignment: make $(MAKECMDGOALS) ASSIGNMENT=01_parameterized_functions (see solutions/)"; exit 2; }
+
+release: assignment-given $(STAMP)
 	cd autograder && $(BIN)/nbgrader generate_assignment --force $(ASSIGNMENT)
 
 # make autograde ASSIGNMENT=... [WORKERS=N] [STUDENT=id] [FORCE=1]: grades, feedback, class report
-autograde: $(STAMP)
+autograde: assignment-given $(STAMP)
 	$(BIN)/python autograder/grade.py $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(foreach s,$(STUDENT),--student $(s)) $(if $(FORCE),--force)
 
 # (make autograde writes feedback as it grades; this regenerates all of it)
-feedback: $(STAMP)
+feedback: assignment-given $(STAMP)
 	cd autograder && $(BIN)/nbgrader generate_feedback --force $(ASSIGNMENT)
 
 # grades.csv, with a status column: submitted / not submitted / could not be graded (why)
@@ -49,7 +57,7 @@ grades: $(STAMP)
 	  --ExportApp.plugin_class=primer.grader.report.StatusCsvExportPlugin
 
 # make bench-grading ASSIGNMENT=... N=8: plain nbgrader vs the class run, on a synthetic class
-bench-grading: $(STAMP)
+bench-grading: assignment-given $(STAMP)
 	$(BIN)/python autograder/bench_grading.py $(ASSIGNMENT) -n $(or $(N),8)
 
 progress: $(STAMP)

@@ -9,7 +9,7 @@ launch, initializes a gloo process group, runs `fn`, waits at a barrier for the 
 sends back its return value, pickled by value (numpy arrays, Python objects, even tensors). What a
 worker prints (Python or C++, stdout or stderr) appears in the cell, prefixed with its rank.
 
-Failures (DESIGN.md, "Multi-process gloo from a notebook"):
+Failures:
 - a rank raises: every worker is killed and the rank's traceback is raised in the cell as
   `WorkerError` (a `NotImplementedError` stays a `NotImplementedError`);
 - a rank waits longer than `timeout` for a message or collective (e.g. a blocking `send` on both

@@ -1,4 +1,4 @@
-"""Every exercise's checks, in process (DESIGN.md contract item 6): the solution passes, the
+"""Every exercise's checks, in process: the solution passes, the
 released stub fails saying it is not implemented, every mutant fails (naming its mistake when
 it is a known one), every alternative correct implementation passes; on visible and hidden seeds.
 """

@@ -158,3 +158,26 @@ def test_a_job_past_the_wall_clock_limit_is_stopped_and_the_next_runs(warm):
         assert after.returncode == 0 and found == "ran"
     finally:
         slow.remove()
+
+
+def test_folders_of_killed_graders_are_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True).stdout.strip()
+    tmp = Path(tempfile.gettempdir())
+    abandoned = tmp / f"{zygote.WARM_PREFIX}{ended}-test{uuid.uuid4().hex[:6]}"
+    alive = tmp / f"{zygote.WARM_PREFIX}{os.getpid()}-test{uuid.uuid4().hex[:6]}"
+    for folder in (abandoned, alive):
+        (folder / "jobs").mkdir(parents=True)
+    try:
+        zygote.WarmSandbox(Sandbox(), UID + 20).remove()  # (never started: only its folder)
+        assert not abandoned.exists(), "the folder of a grader that was killed is still there"
+        assert alive.exists(), "the folder of a running grader was removed"
+    finally:
+        import shutil
+
+        shutil.rmtree(abandoned, ignore_errors=True)
+        shutil.rmtree(alive, ignore_errors=True)

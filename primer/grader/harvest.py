@@ -273,6 +273,8 @@ def prepare() -> None:
     import torch
 
     torch.set_num_threads(1)  # forked runners must not inherit a busy thread pool (libgomp hangs)
+    import torch._dynamo  # noqa: F401  (optimizers and DDP import it lazily: 1 s in every check runner)
+
     import primer.exercises  # noqa: F401  (registers every check before any learner code runs)
     from primer import rules
 

@@ -44,6 +44,7 @@ PR_SET_DUMPABLE = 4
 MS_NOSUID, MS_NODEV = 2, 4
 READY_SECONDS = 120  # for the zygote's imports (a few seconds; a loaded machine is slower)
 LOG_TAIL_BYTES = 4096
+WARM_PREFIX = "primer-warm-"  # /tmp/primer-warm-<pid of the grading process>-<random>/
 
 
 # --------------------------------------------------------------------------- inside the sandbox
@@ -143,7 +144,9 @@ class WarmSandbox:
         import tempfile
 
         self.sandbox, self.uid = sandbox, uid
-        self.root = Path(tempfile.mkdtemp(prefix="primer-warm-")).resolve()  # root's, 0700
+        _remove_abandoned(Path(tempfile.gettempdir()))
+        # root's, 0700; named after this process, so that a later one can tell it was abandoned
+        self.root = Path(tempfile.mkdtemp(prefix=f"{WARM_PREFIX}{os.getpid()}-")).resolve()
         os.chmod(self.root, 0o755)  # the uid inside traverses it, cannot write it
         (self.root / "jobs").mkdir(mode=0o755)
         self.proc = None
@@ -254,6 +257,20 @@ class WarmSandbox:
 
     def _zygote_log(self) -> str:
         return _tail(self.root / "zygote.log")[-1000:].strip() or "(no message)"
+
+
+def _remove_abandoned(tmp: Path) -> None:
+    """The folders of warm sandboxes whose process is gone (killed with SIGKILL: no atexit ran)."""
+    for folder in tmp.glob(f"{WARM_PREFIX}*-*"):
+        pid = folder.name.removeprefix(WARM_PREFIX).split("-")[0]
+        try:
+            if not pid.isdigit() or folder.is_symlink() or folder.stat().st_uid != os.geteuid():
+                continue
+            os.kill(int(pid), 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _empty(folder: Path, keep: set[Path]) -> None:

@@ -1,4 +1,4 @@
-"""Implementations a learner might write, used to test the graders (DESIGN.md, contract item 6).
+"""Implementations a learner might write, used to test the graders.
 
 One module per assignment, named like its spec module in primer/exercises/. In it:
 
