@@ -39,7 +39,9 @@ test-exercise: $(STAMP)
 assignment-given:
 	@test -n "$(ASSIGNMENT)" || { echo "say which assignment: make $(MAKECMDGOALS) ASSIGNMENT=01_parameterized_functions (see solutions/)"; exit 2; }
 
+# (the solution notebook's test cells and exercise numbers come from the specs: primer/testcells.py)
 release: assignment-given $(STAMP)
+	$(BIN)/python -m primer.testcells solutions/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
 	cd autograder && $(BIN)/nbgrader generate_assignment --force $(ASSIGNMENT)
 
 # make autograde ASSIGNMENT=... [WORKERS=N] [STUDENT=id] [FORCE=1]: grades, feedback, class report

@@ -88,6 +88,7 @@ class Check:
     check_dtype: bool = True
     hints: tuple[Hint, ...] = ()
     timeout: float = 20.0  # seconds per case for the learner's object
+    points: int = 1  # of its test cell (generated from the spec: primer/testcells.py)
 
     @property
     def key(self) -> str:

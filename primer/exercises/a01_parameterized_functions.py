@@ -81,7 +81,7 @@ register(
           hints=(Hint(_count_all_named, "this matches counting a shared parameter once per "
                       "module that uses it; a tied weight is one tensor, count it once."),
                  Hint(_count_including_frozen, "this matches counting parameters with "
-                      "requires_grad=False; only trainable parameters count."))),
+                      "requires_grad=False; only trainable parameters count.")), points=2),
 )
 
 # --------------------------------------------------------------------------- functional_forward
@@ -138,7 +138,7 @@ def _functional_by_copy(model, theta, x):
 
 register(
     Check("functional_forward", "values", "evaluates f_θ(x) with the parameters taken from θ",
-          _functional_cases, _reference_functional_forward, run=_run_values),
+          _functional_cases, _reference_functional_forward, run=_run_values, points=2),
     Check("functional_forward", "model_unchanged", "leaves the model's own parameters unchanged",
           _functional_cases, _reference_functional_forward, run=_run_model_unchanged,
           hints=(Hint(_functional_by_copy, "this matches copying θ into the model's parameters "
@@ -279,11 +279,11 @@ _CE_HINTS = (
 
 register(
     Check("cross_entropy", "values", "matches F.cross_entropy (mean over the batch)",
-          _ce_values_cases, F.cross_entropy, hints=_CE_HINTS),
+          _ce_values_cases, F.cross_entropy, hints=_CE_HINTS, points=2),
     Check("cross_entropy", "reductions", "supports reduction='sum' and 'none'",
           _ce_reduction_cases, F.cross_entropy, hints=_CE_HINTS),
     Check("cross_entropy", "stable", "stays finite and exact for logits in the thousands",
-          _ce_stable_cases, F.cross_entropy, hints=_CE_HINTS),
+          _ce_stable_cases, F.cross_entropy, hints=_CE_HINTS, points=2),
     Check("cross_entropy", "ignore_index", "leaves out targets equal to ignore_index",
           _ce_ignore_cases, F.cross_entropy, hints=_CE_HINTS),
 )
@@ -330,7 +330,7 @@ register(
                       "(logits[:, 1:] against tokens[:, :-1])."),
                  Hint(_next_token_flat_shift, "this matches shifting after flattening: the "
                       "last position of one sequence then predicts the first token of the "
-                      "next. Shift along the time dimension, then flatten."))),
+                      "next. Shift along the time dimension, then flatten.")), points=2),
 )
 
 # --------------------------------------------------------------------------- dataset_loss
@@ -386,7 +386,7 @@ register(
     Check("dataset_loss", "last_batch_smaller",
           "equals the full-batch loss when the last batch is smaller",
           _dataset_cases([(30, 8), (7, 4), (5, 16)]), _reference_dataset_loss, rtol=1.3e-6,
-          atol=1e-5, hints=_DATASET_HINTS),
+          atol=1e-5, hints=_DATASET_HINTS, points=2),
 )
 
 # "Don't call F.cross_entropy or F.log_softmax" (the notebook's instructions).

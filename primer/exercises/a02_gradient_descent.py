@@ -238,7 +238,7 @@ _GD_HINTS = (
 register(
     Check("gradient_descent", "theta", "returns θ after `steps` updates θ ← θ − lr·∇L(θ) "
           "and leaves θ0 unchanged", _gd_cases, _reference_gradient_descent, run=_run_gd_theta,
-          hints=_GD_HINTS),
+          hints=_GD_HINTS, points=2),
     Check("gradient_descent", "losses", "records losses[t] = L(θ_t) before each update",
           _gd_cases, _reference_gradient_descent, run=_run_gd_losses, hints=_GD_HINTS),
     Check("gradient_descent", "least_squares",
@@ -712,11 +712,11 @@ register(
           "correction from step 1)", _adam_first_cases, torch.optim.Adam,
           run=_run_first_update, hints=_ADAM_HINTS),
     Check("Adam", "trajectory", "takes the same 50 steps as torch.optim.Adam",
-          _adam_trajectory_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS),
+          _adam_trajectory_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS, points=2),
     Check("Adam", "weight_decay", "adds weight_decay·p to the gradient, like torch.optim.Adam",
           _adam_decay_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS),
     Check("AdamW", "trajectory", "takes the same 50 steps as torch.optim.AdamW",
-          _adamw_trajectory_cases, torch.optim.AdamW, run=_run_trajectory, hints=_ADAMW_HINTS),
+          _adamw_trajectory_cases, torch.optim.AdamW, run=_run_trajectory, hints=_ADAMW_HINTS, points=2),
     Check("AdamW", "decoupled_decay",
           "multiplies a parameter whose gradient is zero by (1 − lr·wd) every step",
           _adamw_idle_cases, torch.optim.AdamW, run=_idle_history, hints=_ADAMW_HINTS[1:]),

@@ -611,9 +611,9 @@ register(
     Check("Value", "forward", "computes the data of every node of random expression graphs",
           _value_forward_cases, _TorchValue, run=_run_forward),
     Check("Value", "ops", "gives torch.autograd's gradient for each operation, reversed ones too",
-          _value_ops_cases, _TorchValue, run=_run_data_and_grads, hints=_VALUE_HINTS),
+          _value_ops_cases, _TorchValue, run=_run_data_and_grads, hints=_VALUE_HINTS, points=2),
     Check("Value", "shared_nodes", "accumulates gradients of nodes used several times",
-          _value_shared_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS),
+          _value_shared_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS, points=2),
     Check("Value", "deep_chain", "backpropagates through 5,000 nodes without recursion",
           _value_deep_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS),
 )
@@ -724,7 +724,7 @@ _NUMGRAD_HINTS = (
 register(
     Check("numerical_gradient", "values",
           "approximates torch.autograd.grad by central differences",
-          _numgrad_value_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS),
+          _numgrad_value_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS, points=2),
     Check("numerical_gradient", "any_shape", "works for x of any shape, same shape out",
           _numgrad_shape_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS),
     Check("numerical_gradient", "input_unchanged", "leaves x exactly as it was",
@@ -867,7 +867,7 @@ register(
           hints=(Hint(_gradcheck_absolute, "this matches the largest *absolute* error "
                       "|a - n|; divide each entry by max(|a|, |n|, 1e-12)."),
                  Hint(_gradcheck_mean, "this matches the *mean* relative error; return the "
-                      "largest one (one wrong entry is enough to make a gradient wrong)."))),
+                      "largest one (one wrong entry is enough to make a gradient wrong).")), points=2),
     Check("gradient_check", "correct_is_tiny", "reports ≈ 0 (below 1e-7) for a correct gradient",
           _gradcheck_correct_cases, _reference_gradient_check),
 )
@@ -984,7 +984,7 @@ register(
           run=_run_mlp_backward(("W2", "b2"))),
     Check("mlp_backward", "hidden_layer", "gives autograd's gradients of W1 and b1",
           _mlp_cases, _reference_mlp_backward_keys(("W1", "b1")), hints=_MLP_HINTS,
-          run=_run_mlp_backward(("W1", "b1"))),
+          run=_run_mlp_backward(("W1", "b1")), points=2),
     Check("mlp_backward", "input", "gives autograd's gradient of the input x",
           _mlp_cases, _reference_mlp_backward_keys(("x",)), hints=_MLP_HINTS,
           run=_run_mlp_backward(("x",))),
@@ -1050,7 +1050,7 @@ _CE_BACKWARD_HINTS = (
 register(
     Check("cross_entropy_backward", "values",
           "equals autograd's gradient of F.cross_entropy: (softmax − one-hot)/N",
-          _ce_backward_cases, _reference_ce_backward, hints=_CE_BACKWARD_HINTS),
+          _ce_backward_cases, _reference_ce_backward, hints=_CE_BACKWARD_HINTS, points=2),
     Check("cross_entropy_backward", "stable", "stays finite and exact for logits in the thousands",
           _ce_backward_stable_cases, _reference_ce_backward, hints=_CE_BACKWARD_HINTS),
 )

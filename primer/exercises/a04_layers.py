@@ -270,7 +270,7 @@ register(
     _check("LinearFunction", "backward",
           "backward gives the input, weight and bias gradients autograd gives for F.linear",
           _linear_cases(), _TorchLinearFunction, run=_run_linear_backward,
-          hints=_LINEAR_BACKWARD_HINTS),
+          hints=_LINEAR_BACKWARD_HINTS, points=2),
     _check("LinearFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _gradcheck_linear_cases, _TorchLinearFunction, run=_run_linear_gradcheck,
@@ -424,7 +424,7 @@ register(
           hints=(Hint(_LinearModuleTransposed, _LINEAR_FORWARD_HINTS[0].message),)),
     _check("Linear", "init",
           "parameters weight (out, in) and bias (out,), drawn from U(-1/√in, 1/√in) like nn.Linear",
-          _linear_init_cases, nn.Linear, run=_run_linear_init, hints=_INIT_HINTS),
+          _linear_init_cases, nn.Linear, run=_run_linear_init, hints=_INIT_HINTS, points=2),
 )
 
 # --------------------------------------------------------------------------- relu, gelu, silu
@@ -843,11 +843,12 @@ _LN_BACKWARD_HINTS = _LN_HINTS + (
 
 register(
     _check("LayerNormFunction", "forward", "forward matches F.layer_norm (biased variance)",
-          _ln_cases(small_spread=True), _TorchLayerNormFunction, run=_run_ln_forward, hints=_LN_HINTS),
+          _ln_cases(small_spread=True), _TorchLayerNormFunction, run=_run_ln_forward, hints=_LN_HINTS,
+          points=2),
     _check("LayerNormFunction", "backward",
           "backward gives the input, weight and bias gradients autograd gives for F.layer_norm",
           _ln_cases(small_spread=False), _TorchLayerNormFunction, run=_run_ln_backward,
-          hints=_LN_BACKWARD_HINTS),
+          hints=_LN_BACKWARD_HINTS, points=2),
     _check("LayerNormFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _ln_gradcheck_cases, _TorchLayerNormFunction, run=_run_ln_gradcheck,
@@ -912,7 +913,7 @@ register(
     _check("LayerNorm", "forward", "output and gradients match nn.LayerNorm with the same weights",
           _ln_module_cases, nn.LayerNorm, run=_module_run("both"),
           hints=(Hint(_LNModuleIgnoresEps, "this matches ignoring the eps argument: pass self.eps "
-                      "on to the computation."),)),
+                      "on to the computation."),), points=2),
 )
 
 # --------------------------------------------------------------------------- MLPBlock

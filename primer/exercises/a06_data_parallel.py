@@ -354,11 +354,11 @@ _ALLREDUCE_HINTS = (
 register(
     Check("allreduce_gradients", "averages", "leaves the average gradient over ranks on every rank",
           _gradient_cases, _reference_allreduce_gradients, run=_run_gradients,
-          hints=_ALLREDUCE_HINTS, timeout=CHECK_TIMEOUT),
+          hints=_ALLREDUCE_HINTS, timeout=CHECK_TIMEOUT, points=2),
     Check("allreduce_gradients", "matches_single_process",
           "K data-parallel steps on shards equal K single-process steps on the full batch",
           _training_cases, FULL_BATCH, run=_run_training, hints=_ALLREDUCE_HINTS,
-          timeout=CHECK_TIMEOUT),
+          timeout=CHECK_TIMEOUT, points=2),
 )
 
 # --------------------------------------------------------------------------- ring_allreduce
@@ -506,10 +506,10 @@ _RING_HINTS = (
 register(
     Check("ring_allreduce", "two_ranks", "sums like dist.all_reduce on 2 ranks",
           _ring_cases([(2, (8,)), (2, (1001,))]), _reference_ring, run=_run_ring,
-          hints=_RING_HINTS, timeout=CHECK_TIMEOUT),
+          hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
     Check("ring_allreduce", "uneven", "sums like dist.all_reduce on 3 and 4 ranks, any size",
           _ring_cases([(3, (10,)), (4, (7,)), (4, (5, 3)), (3, (2,))]), _reference_ring,
-          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT),
+          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
     Check("ring_allreduce", "traffic", "sends 2(W−1) chunks of ⌈n/W⌉ elements to the next rank",
           _ring_cases([(3, (12,)), (4, (10,))]), RING_DEFINITION, run=_run_ring_traffic,
           timeout=CHECK_TIMEOUT),
@@ -629,11 +629,11 @@ def _dp_cases(specs):
 register(
     Check("OverlappedDP", "matches_ddp", "K steps give the same parameters as DDP",
           _dp_cases([(2, 0.02, 4), (3, 0.01, 4)]), _DDPReference, run=_run_matches_ddp,
-          timeout=CHECK_TIMEOUT),
+          timeout=CHECK_TIMEOUT, points=2),
     Check("OverlappedDP", "overlaps_backward",
           "buckets are all-reduced asynchronously while backward still runs",
           _dp_cases([(2, 0.02, 3), (2, 25.0, 3)]), _DDPReference, run=_run_overlap,
-          timeout=CHECK_TIMEOUT),
+          timeout=CHECK_TIMEOUT, points=2),
 )
 
 # shard_indices: "without using DistributedSampler"; the ring replaces gloo's all-reduce.
