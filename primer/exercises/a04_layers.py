@@ -13,8 +13,6 @@ nn.LayerNorm, F.gelu, ...) or the formula assembled from torch modules.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 
 import torch
@@ -23,34 +21,10 @@ from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
 from primer.exercises._common import randn, seed_from, seeded
-from primer.grading import Case, Check, Hint, call, register
+from primer.grading import Case, Check, Hint, register
 from primer.rules import forbid
 
 # --------------------------------------------------------------------------- shared runs
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """The cases are tiny tensors, which gain nothing from several threads; and on a loaded
-    machine (CI runs two test workers on two cores) torch's thread pool waiting for a descheduled
-    thread made the LayerNorm gradcheck 50× slower (measured: 2.6 s of CPU instead of 0.05 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _check(*args, run=call, **kwargs) -> Check:
-    """A Check whose `run` executes on one thread (the learner's object, the reference and the
-    hints alike)."""
-    @functools.wraps(run)
-    def single_threaded(obj, case):
-        with _one_thread():
-            return run(obj, case)
-    return Check(*args, run=single_threaded, **kwargs)
-
 
 
 def _leaf(t):
@@ -264,17 +238,17 @@ _LINEAR_BACKWARD_HINTS = (
 )
 
 register(
-    _check("LinearFunction", "forward", "forward matches F.linear for inputs of shape (..., in)",
+    Check("LinearFunction", "forward", "forward matches F.linear for inputs of shape (..., in)",
           _linear_cases(), _TorchLinearFunction, run=_run_linear_forward,
-          hints=_LINEAR_FORWARD_HINTS),
-    _check("LinearFunction", "backward",
+          hints=_LINEAR_FORWARD_HINTS, single_threaded=True),
+    Check("LinearFunction", "backward",
           "backward gives the input, weight and bias gradients autograd gives for F.linear",
           _linear_cases(), _TorchLinearFunction, run=_run_linear_backward,
-          hints=_LINEAR_BACKWARD_HINTS, points=2),
-    _check("LinearFunction", "gradcheck",
+          hints=_LINEAR_BACKWARD_HINTS, points=2, single_threaded=True),
+    Check("LinearFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _gradcheck_linear_cases, _TorchLinearFunction, run=_run_linear_gradcheck,
-          hints=(Hint(_WrongBackward(_TorchLinearFunction), _GRADCHECK_MESSAGE),)),
+          hints=(Hint(_WrongBackward(_TorchLinearFunction), _GRADCHECK_MESSAGE),), single_threaded=True),
 )
 
 # --------------------------------------------------------------------------- Linear (module)
@@ -418,13 +392,14 @@ _INIT_HINTS = (
 )
 
 register(
-    _check("Linear", "forward",
+    Check("Linear", "forward",
           "output and gradients match nn.Linear with the same weight and bias",
           _linear_module_cases, nn.Linear, run=_module_run("both"),
-          hints=(Hint(_LinearModuleTransposed, _LINEAR_FORWARD_HINTS[0].message),)),
-    _check("Linear", "init",
+          hints=(Hint(_LinearModuleTransposed, _LINEAR_FORWARD_HINTS[0].message),), single_threaded=True),
+    Check("Linear", "init",
           "parameters weight (out, in) and bias (out,), drawn from U(-1/√in, 1/√in) like nn.Linear",
-          _linear_init_cases, nn.Linear, run=_run_linear_init, hints=_INIT_HINTS, points=2),
+          _linear_init_cases, nn.Linear, run=_run_linear_init, hints=_INIT_HINTS, points=2,
+          single_threaded=True),
 )
 
 # --------------------------------------------------------------------------- relu, gelu, silu
@@ -540,24 +515,25 @@ _SILU_HINTS = (
 )
 
 register(
-    _check("relu", "values", "matches F.relu, including zeros and large inputs",
-          _activation_cases({}, with_zero=True), F.relu, hints=_RELU_HINTS),
-    _check("relu", "gradient", "its gradient (through autograd) matches F.relu's",
+    Check("relu", "values", "matches F.relu, including zeros and large inputs",
+          _activation_cases({}, with_zero=True), F.relu, hints=_RELU_HINTS, single_threaded=True),
+    Check("relu", "gradient", "its gradient (through autograd) matches F.relu's",
           _activation_cases({}, with_zero=False), F.relu, run=_run_activation_gradient,
-          hints=_RELU_HINTS),
-    _check("gelu", "exact", "approximate='none' (the default) matches F.gelu, via erf",
-          _activation_cases({}, with_zero=True), F.gelu, hints=_GELU_HINTS),
-    _check("gelu", "tanh", "approximate='tanh' matches F.gelu(x, approximate='tanh')",
-          _activation_cases({"approximate": "tanh"}, with_zero=True), F.gelu, hints=_GELU_HINTS),
-    _check("gelu", "gradient", "its gradient (through autograd) matches F.gelu's, in both modes",
+          hints=_RELU_HINTS, single_threaded=True),
+    Check("gelu", "exact", "approximate='none' (the default) matches F.gelu, via erf",
+          _activation_cases({}, with_zero=True), F.gelu, hints=_GELU_HINTS, single_threaded=True),
+    Check("gelu", "tanh", "approximate='tanh' matches F.gelu(x, approximate='tanh')",
+          _activation_cases({"approximate": "tanh"}, with_zero=True), F.gelu, hints=_GELU_HINTS,
+          single_threaded=True),
+    Check("gelu", "gradient", "its gradient (through autograd) matches F.gelu's, in both modes",
           lambda gen: (_activation_cases({}, with_zero=False)(gen)
                        + _activation_cases({"approximate": "tanh"}, with_zero=False)(gen)),
-          F.gelu, run=_run_activation_gradient, hints=_GELU_HINTS),
-    _check("silu", "values", "matches F.silu, including large positive and negative inputs",
-          _activation_cases({}, with_zero=True), F.silu, hints=_SILU_HINTS),
-    _check("silu", "gradient", "its gradient (through autograd) matches F.silu's, and is finite",
+          F.gelu, run=_run_activation_gradient, hints=_GELU_HINTS, single_threaded=True),
+    Check("silu", "values", "matches F.silu, including large positive and negative inputs",
+          _activation_cases({}, with_zero=True), F.silu, hints=_SILU_HINTS, single_threaded=True),
+    Check("silu", "gradient", "its gradient (through autograd) matches F.silu's, and is finite",
           _activation_cases({}, with_zero=False), F.silu, run=_run_activation_gradient,
-          hints=_SILU_HINTS),
+          hints=_SILU_HINTS, single_threaded=True),
 )
 
 # --------------------------------------------------------------------------- SwiGLU
@@ -621,10 +597,10 @@ _SWIGLU_HINTS = (
 )
 
 register(
-    _check("SwiGLU", "forward", "W2 (silu(W1 x) ⊙ W3 x) with the given weights, no biases",
-          _swiglu_cases, TorchSwiGLU, run=_module_run("forward"), hints=_SWIGLU_HINTS),
-    _check("SwiGLU", "backward", "gradients of the input and of W1, W2, W3 match autograd's",
-          _swiglu_cases, TorchSwiGLU, run=_module_run("backward"), hints=_SWIGLU_HINTS),
+    Check("SwiGLU", "forward", "W2 (silu(W1 x) ⊙ W3 x) with the given weights, no biases",
+          _swiglu_cases, TorchSwiGLU, run=_module_run("forward"), hints=_SWIGLU_HINTS, single_threaded=True),
+    Check("SwiGLU", "backward", "gradients of the input and of W1, W2, W3 match autograd's",
+          _swiglu_cases, TorchSwiGLU, run=_module_run("backward"), hints=_SWIGLU_HINTS, single_threaded=True),
 )
 
 # --------------------------------------------------------------------------- LayerNormFunction
@@ -842,20 +818,21 @@ _LN_BACKWARD_HINTS = _LN_HINTS + (
 )
 
 register(
-    _check("LayerNormFunction", "forward", "forward matches F.layer_norm (biased variance)",
+    Check("LayerNormFunction", "forward", "forward matches F.layer_norm (biased variance)",
           _ln_cases(small_spread=True), _TorchLayerNormFunction, run=_run_ln_forward, hints=_LN_HINTS,
-          points=2),
-    _check("LayerNormFunction", "backward",
+          points=2, single_threaded=True),
+    Check("LayerNormFunction", "backward",
           "backward gives the input, weight and bias gradients autograd gives for F.layer_norm",
           _ln_cases(small_spread=False), _TorchLayerNormFunction, run=_run_ln_backward,
-          hints=_LN_BACKWARD_HINTS, points=2),
-    _check("LayerNormFunction", "gradcheck",
+          hints=_LN_BACKWARD_HINTS, points=2, single_threaded=True),
+    Check("LayerNormFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _ln_gradcheck_cases, _TorchLayerNormFunction, run=_run_ln_gradcheck,
-          hints=(Hint(_WrongBackward(_TorchLayerNormFunction), _GRADCHECK_MESSAGE),)),
-    _check("LayerNormFunction", "large_mean",
+          hints=(Hint(_WrongBackward(_TorchLayerNormFunction), _GRADCHECK_MESSAGE),), single_threaded=True),
+    Check("LayerNormFunction", "large_mean",
           "exact in float32 for inputs with mean 1e4 and standard deviation 0.01",
-          _large_mean_cases, _TorchLayerNormFunctionExact, run=_run_ln_forward, hints=_LN_HINTS),
+          _large_mean_cases, _TorchLayerNormFunctionExact, run=_run_ln_forward, hints=_LN_HINTS,
+          single_threaded=True),
 )
 
 # --------------------------------------------------------------------------- LayerNorm (module)
@@ -905,15 +882,15 @@ class _LNModuleRandomInit(nn.LayerNorm):
 
 
 register(
-    _check("LayerNorm", "init", "weight = ones and bias = zeros of normalized_shape (none when "
+    Check("LayerNorm", "init", "weight = ones and bias = zeros of normalized_shape (none when "
           "elementwise_affine=False), like nn.LayerNorm",
           _ln_module_init_cases, nn.LayerNorm, run=_run_ln_module_init,
           hints=(Hint(_LNModuleRandomInit, "LayerNorm starts as the plain normalization: "
-                      "weight (γ) all ones and bias (β) all zeros."),)),
-    _check("LayerNorm", "forward", "output and gradients match nn.LayerNorm with the same weights",
+                      "weight (γ) all ones and bias (β) all zeros."),), single_threaded=True),
+    Check("LayerNorm", "forward", "output and gradients match nn.LayerNorm with the same weights",
           _ln_module_cases, nn.LayerNorm, run=_module_run("both"),
           hints=(Hint(_LNModuleIgnoresEps, "this matches ignoring the eps argument: pass self.eps "
-                      "on to the computation."),), points=2),
+                      "on to the computation."),), points=2, single_threaded=True),
 )
 
 # --------------------------------------------------------------------------- MLPBlock
@@ -973,14 +950,14 @@ _BLOCK_HINTS = (
 )
 
 register(
-    _check("MLPBlock", "forward", "x + SwiGLU(LayerNorm(x)) matches the block built from torch "
+    Check("MLPBlock", "forward", "x + SwiGLU(LayerNorm(x)) matches the block built from torch "
           "modules with the same weights", _block_cases, TorchMLPBlock,
-          run=_module_run("forward"), hints=_BLOCK_HINTS),
+          run=_module_run("forward"), hints=_BLOCK_HINTS, single_threaded=True),
     # In float64: the learner's hand-written LayerNorm backward and autograd's round differently, and
     # in float32 one gradient element in ~128 missed the tolerance on 1 seed in 40 (seed 1026).
-    _check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's "
+    Check("MLPBlock", "backward", "gradients of the input and of every weight match autograd's "
            "(in float64)", _block_cases, TorchMLPBlock, run=_module_run("backward", float64=True),
-           hints=_BLOCK_HINTS),
+           hints=_BLOCK_HINTS, single_threaded=True),
 )
 
 # What the notebook names as the references, not to be called by the answers.
