@@ -29,10 +29,12 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 
-## make test-exercise EX=cross_entropy: one exercise's checks, mutants and alternatives (seconds)
+## make test-exercise EX=cross_entropy: one exercise's checks, mutants and alternatives, and
+## whether the notebooks agree with the specs and the releases with the notebooks (seconds)
 test-exercise: $(STAMP)
 	@test -n "$(EX)" || { echo "say which exercise: make test-exercise EX=cross_entropy"; exit 2; }
 	$(BIN)/python -m pytest tests/test_exercises.py -k "$(EX)" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/test_testcells.py tests/test_release.py -q $(PYTEST_ARGS)
 
 ## Instructor workflow (see README): run from the repository root.
 # The commands for one assignment refuse to guess which: ASSIGNMENT=01_parameterized_functions
