@@ -34,7 +34,8 @@ $(STAMP): pyproject.toml requirements-lock.txt
 test-exercise: $(STAMP)
 	@test -n "$(EX)" || { echo "say which exercise: make test-exercise EX=cross_entropy"; exit 2; }
 	$(BIN)/python -m pytest tests/test_exercises.py -k "$(EX)" -q $(PYTEST_ARGS)
-	$(BIN)/python -m pytest tests/test_testcells.py tests/test_release.py -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/test_testcells.py tests/test_release.py -q $(PYTEST_ARGS) \
+	  "tests/test_exercises.py::test_notebook_uses_every_registered_check"
 
 ## Instructor workflow (see README): run from the repository root.
 # The commands for one assignment refuse to guess which: ASSIGNMENT=01_parameterized_functions
