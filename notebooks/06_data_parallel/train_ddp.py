@@ -129,6 +129,9 @@ def main() -> None:
         result = train(dist.get_rank(), dist.get_world_size(), config)
         if dist.get_rank() == 0:
             print(json.dumps(result), flush=True)
+        # every rank is done with gloo before any tears it down: a rank that destroys its process
+        # group while another still talks to it can abort at exit ("terminate called ...")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
