@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from primer import notebooks
+from primer.exercises import sandbox_preload
 from primer.grader.sandbox import Sandbox
 from primer.grader.verify import verify
 from tests.grading_course import (
@@ -68,7 +69,7 @@ def check_verified_scores(assignment: str) -> None:
     uid = sandbox.uid_base + 40 + ASSIGNMENTS.index(assignment)  # not a class-run worker's
     full = total_points(sol)
     for nb, expected in ((sol, full), (wrong, full - points_of(sol, wrong_exercise))):
-        result = verify(nb, rel, seed=4321, sandbox=sandbox, uid=uid,
+        result = verify(nb, rel, seed=4321, sandbox=sandbox, uid=uid, preload=sandbox_preload(assignment),
                         notebook_dir=solution_notebook(assignment).parent)
         failed = [c.message for c in result.cells if not c.passed]
         assert result.score == expected, (result.problem, failed)

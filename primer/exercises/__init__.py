@@ -10,6 +10,7 @@ a bug in one assignment's specs must not stop learners working on another.
 
 import importlib
 import pkgutil
+import sys
 import traceback
 
 IMPORT_ERRORS: dict[str, str] = {}
@@ -19,3 +20,9 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
     except Exception:
         IMPORT_ERRORS[_module.name] = traceback.format_exc()
+
+
+def sandbox_preload(assignment: str) -> tuple[str, ...]:
+    """What the grading sandbox imports before forking this assignment's runs: the spec module's
+    SANDBOX_PRELOAD ('02_gradient_descent' -> a02_gradient_descent.SANDBOX_PRELOAD)."""
+    return tuple(getattr(sys.modules.get(f"{__name__}.a{assignment}"), "SANDBOX_PRELOAD", ()))

@@ -38,6 +38,10 @@ def _int(gen: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (), generator=gen))
 
 
+# Imported once by the grading sandbox before it forks a run per submission: optimizers import it
+# lazily, which cost 1 s of CPU in every forked check runner (primer/grader/zygote.py).
+SANDBOX_PRELOAD = ("torch._dynamo",)
+
 # --------------------------------------------------------------------------- gradient_descent
 #
 # Contract (stated in the notebook): theta0 is not modified; `steps` updates

@@ -31,6 +31,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 from traitlets import Float, Int
 
+from primer.exercises import sandbox_preload
 from primer.grader import secret as course_secret
 from primer.grader import zygote
 from primer.grader.sandbox import Sandbox
@@ -104,8 +105,9 @@ class VerifiedExecute(NbGraderPreprocessor):
             submitted = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
             sandbox = Sandbox(config=self.config)
             uid = sandbox.uid_base + self.worker
-            verification = verify(nb, release_nb, seed=seed, sandbox=warm_sandbox(sandbox, uid),
-                                  notebook_dir=Path(resources["metadata"]["path"]), uid=uid,
+            preload = sandbox_preload(assignment)
+            verification = verify(nb, release_nb, seed=seed, sandbox=warm_sandbox(sandbox, uid, preload),
+                                  notebook_dir=Path(resources["metadata"]["path"]), uid=uid, preload=preload,
                                   submitted_nb=_read_or_none(submitted / f"{notebook}.ipynb"),
                                   cell_seconds=self.cell_seconds, check_seconds=self.check_seconds)
             save_result(path, key, verification)
@@ -116,13 +118,16 @@ class VerifiedExecute(NbGraderPreprocessor):
 _warm: dict[int, WarmSandbox] = {}
 
 
-def warm_sandbox(sandbox: Sandbox, uid: int) -> Sandbox | WarmSandbox:
-    """This process's zygote for `uid` (started once, removed at exit), where one can serve;
-    else `sandbox` itself, which starts a sandbox per notebook."""
+def warm_sandbox(sandbox: Sandbox, uid: int, preload: tuple[str, ...] = ()) -> Sandbox | WarmSandbox:
+    """This process's zygote for `uid` (started once, removed at exit; replaced for an assignment
+    that preloads other modules), where one can serve; else `sandbox` itself, which starts a
+    sandbox per notebook."""
     if not zygote.usable():
         return sandbox
+    if uid in _warm and _warm[uid].preload != tuple(preload):
+        _warm.pop(uid).remove()
     if uid not in _warm:
-        _warm[uid] = WarmSandbox(sandbox, uid)
+        _warm[uid] = WarmSandbox(sandbox, uid, preload)
         atexit.register(_warm[uid].remove)
     return _warm[uid]
 

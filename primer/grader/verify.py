@@ -262,10 +262,11 @@ def _read_outcomes(path: Path) -> list[Outcome] | str:
 
 def verify(nb, release_nb, *, seed: int, sandbox: Sandbox | WarmSandbox, notebook_dir: Path | None = None,
            uid: int | None = None, submitted_nb=None, cell_seconds: float = 120.0,
-           check_seconds: float = 120.0) -> Verification:
+           check_seconds: float = 120.0, preload: tuple[str, ...] = ()) -> Verification:
     """Verify one notebook. `nb`: the notebook to grade (locked cells restored by nbgrader);
     `release_nb`: the released notebook (which cells are demonstrations); `submitted_nb`: the
-    notebook as submitted, outputs included (what the learner's own run showed)."""
+    notebook as submitted, outputs included (what the learner's own run showed); `preload`: the
+    modules a one-shot sandbox imports first (a WarmSandbox has its own)."""
     started = time.monotonic()
     tests = test_cells(nb, submitted_nb)
     cells = learner_cells(nb, release_nb)
@@ -280,7 +281,7 @@ def verify(nb, release_nb, *, seed: int, sandbox: Sandbox | WarmSandbox, noteboo
             run = sandbox.run(work)
         else:
             run = sandbox.run([sys.executable, "-m", "primer.grader.harvest", str(work)], work, uid=uid,
-                              env={"MPLBACKEND": "Agg"})
+                              env={"MPLBACKEND": "Agg", "PRIMER_PRELOAD": ",".join(preload)})
         verification.sandbox_cpu_seconds = run.cpu_seconds
         summary = _read_summary(work / "out")
         if summary is None:

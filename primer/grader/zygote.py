@@ -3,7 +3,8 @@
 A sandboxed Python that imports torch costs about 1.5 s of CPU before it runs anything, more than
 grading all of assignment 01 takes. So a grading worker (primer.grader.classrun) starts one
 sandbox (primer.grader.sandbox, with all its limits) that runs this module: the *zygote*. It
-imports torch, matplotlib, IPython and the course's checks once and never runs learner code. For
+imports torch, matplotlib, IPython, the course's checks and what the assignment's spec module
+lists in SANDBOX_PRELOAD once, and never runs learner code. For
 each submission it forks a child, which leaves the zygote's world before any learner code runs:
 
 - new user, PID, mount and IPC namespaces: the submission's coordinator (primer.grader.harvest)
@@ -140,10 +141,10 @@ class WarmSandbox:
     Each job gets a fresh folder from workspace(); run() answers as Sandbox.run() does.
     """
 
-    def __init__(self, sandbox, uid: int):
+    def __init__(self, sandbox, uid: int, preload: tuple[str, ...] = ()):
         import tempfile
 
-        self.sandbox, self.uid = sandbox, uid
+        self.sandbox, self.uid, self.preload = sandbox, uid, tuple(preload)
         _remove_abandoned(Path(tempfile.gettempdir()))
         # root's, 0700; named after this process, so that a later one can tell it was abandoned
         self.root = Path(tempfile.mkdtemp(prefix=f"{WARM_PREFIX}{os.getpid()}-")).resolve()
@@ -165,7 +166,8 @@ class WarmSandbox:
             home = self.root / "home"  # the zygote's (matplotlib's font cache); each job has its own
             self.proc, self.mounted = self.sandbox.start(
                 [sys.executable, "-m", "primer.grader.zygote"], self.root, uid=self.uid, stderr=log,
-                env={"MPLBACKEND": "Agg", "HOME": str(home), "MPLCONFIGDIR": str(home / ".matplotlib")})
+                env={"MPLBACKEND": "Agg", "HOME": str(home), "MPLCONFIGDIR": str(home / ".matplotlib"),
+                     "PRIMER_PRELOAD": ",".join(self.preload)})
         finally:
             log.close()
         answer = self._answer(READY_SECONDS)
