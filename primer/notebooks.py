@@ -40,6 +40,12 @@ def _nbgrader(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
+def is_test_cell(cell) -> bool:
+    """A graded cell that is not the learner's: a test cell."""
+    meta = _nbgrader(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
 def solution_cells(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code" and _nbgrader(c).get("solution")]
 

@@ -23,6 +23,7 @@ import sys
 import nbformat
 
 import primer.exercises  # noqa: F401  (registers every check)
+from primer import notebooks
 from primer.grading import REGISTRY, checks_for
 
 HEADING = re.compile(r"^(#+ )Exercises? \d+(?:–\d+)?(:)(.*)$", re.M)
@@ -39,17 +40,11 @@ def test_metadata(grade_id: str, points: int) -> dict:
                          "schema_version": 3, "solution": False, "task": False}}
 
 
-def _nbgrader(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _is_test(cell) -> bool:
-    meta = _nbgrader(cell)
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+_nbgrader, _is_test = notebooks._nbgrader, notebooks.is_test_cell
 
 
 def _key(cell) -> str | None:
-    found = re.search(r"""check\(\s*["']([\w.]+)["']""", cell.source)
+    found = notebooks.CHECK_CALL.search(cell.source)
     return found.group(1) if found else None
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
-import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -22,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from primer import rules
-from primer.grader.sandbox import Sandbox
+from primer.grader.sandbox import Sandbox, read_learner_file
 from primer.grader.zygote import WarmSandbox
 from primer.grading import VISIBLE_SEED, Outcome, Result, get_check, judge
+from primer.notebooks import is_test_cell
 from primer.outputs import DataError, loads
 
 MAX_RESULT_BYTES = 256 * 2**20
@@ -96,11 +95,6 @@ class Verification:
 
 def _nbgrader(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def is_test_cell(cell) -> bool:
-    meta = _nbgrader(cell)
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def check_calls(source: str) -> list[CheckCall]:
@@ -213,20 +207,6 @@ def _copy_notebook_folder(folder: Path | None, dest: Path) -> None:
         if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb" \
                 and path.stat().st_size <= MAX_EXTRA_FILE_BYTES:
             shutil.copyfile(path, dest / path.name)
-
-
-def read_learner_file(path: Path, limit: int) -> bytes | None:
-    """A file the sandbox wrote, as bytes: None unless it is a regular file (not a symlink to a
-    host file, not a FIFO) of at most `limit` bytes. This process reads as the instructor."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        return f.read(limit + 1)[:limit]
 
 
 def _read_summary(out: Path) -> dict | None:

@@ -290,19 +290,9 @@ def _empty(folder: Path, keep: set[Path]) -> None:
 
 
 def _tail(path: Path) -> str:
-    """The end of a file the sandbox wrote: a regular file only, never through a symlink."""
-    import stat
+    from primer.grader.sandbox import read_learner_file
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return ""
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return ""
-        size = os.fstat(f.fileno()).st_size
-        f.seek(max(0, size - LOG_TAIL_BYTES))
-        return f.read(LOG_TAIL_BYTES).decode(errors="replace")
+    return (read_learner_file(path, LOG_TAIL_BYTES, tail=True) or b"").decode(errors="replace")
 
 
 if __name__ == "__main__":
