@@ -40,7 +40,7 @@ PASSED, FAILED, NOT_STARTED, NOT_RUN = "passed", "failed", "not started", "not r
 # --------------------------------------------------------------------------- what to report on
 
 def course_assignments() -> list[str]:
-    """The course's assignments, from its exercise modules (primer/exercises/aNN_name.py).
+    """The course's assignments, from its exercise specs (primer/exercises/aNN_name/).
 
     This is how the report knows about a notebook that a learner deleted with its folder.
     """

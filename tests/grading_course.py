@@ -117,4 +117,4 @@ def wrong_submission(assignment: str, sol):
                 if not any(r.passed for r in results):
                     cell = solution_cell_id(sol, exercise)
                     return exercise, edited(sol, cell, mutant_source(v.obj, exercise))
-    raise AssertionError(f"no mutant in tests/mutants/{module}.py fails every check of an exercise")
+    raise AssertionError(f"no mutant in tests/mutants/{module} fails every check of an exercise")

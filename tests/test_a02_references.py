@@ -10,7 +10,12 @@ import math
 import pytest
 import torch
 
-from primer.exercises import a02_gradient_descent as spec
+from primer.exercises.a02_gradient_descent import adam as spec_adam
+from primer.exercises.a02_gradient_descent import cases as spec_cases
+from primer.exercises.a02_gradient_descent import gradient_descent as spec_gradient_descent
+from primer.exercises.a02_gradient_descent import minibatches as spec_minibatches
+from primer.exercises.a02_gradient_descent import optimizer_memory as spec_optimizer_memory
+from primer.exercises.a02_gradient_descent import schedules as spec_schedules
 
 
 def closed_form(kind, step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
@@ -31,8 +36,8 @@ def closed_form(kind, step, *, max_lr, min_lr, warmup_steps, total_steps, cooldo
 @pytest.mark.parametrize("kind", ["cosine", "linear", "constant_cooldown"])
 def test_torch_schedules_follow_the_stated_convention(kind):
     gen = torch.Generator().manual_seed(3)
-    configs = [spec._random_schedule(gen, kind == "constant_cooldown") for _ in range(40)]
-    configs += spec._fixed_schedules(kind == "constant_cooldown")
+    configs = [spec_schedules._random_schedule(gen, kind == "constant_cooldown") for _ in range(40)]
+    configs += spec_schedules._fixed_schedules(kind == "constant_cooldown")
     for i, h in enumerate(configs):
         if i % 4 == 0:
             h["warmup_steps"] = 0
@@ -40,7 +45,7 @@ def test_torch_schedules_follow_the_stated_convention(kind):
             h["min_lr"] = 0.0
         if kind == "constant_cooldown" and i % 3 == 0:  # no constant phase at all
             h["cooldown_steps"] = h["total_steps"] - h["warmup_steps"]
-        reference = spec._torch_lr(kind)
+        reference = spec_schedules._torch_lr(kind)
         for s in range(h["total_steps"] + 4):
             expected = closed_form(kind, s, **h)
             got = reference(s, **h)
@@ -49,12 +54,12 @@ def test_torch_schedules_follow_the_stated_convention(kind):
 
 def test_adamw_decays_a_zero_gradient_parameter_by_exactly_one_minus_lr_wd():
     gen = torch.Generator().manual_seed(0)
-    for case in spec._adamw_idle_cases(gen):
-        history = spec._idle_history(torch.optim.AdamW, case)
+    for case in spec_adam._adamw_idle_cases(gen):
+        history = spec_adam._idle_history(torch.optim.AdamW, case)
         lr = case.kwargs.get("lr", 1e-3)
         wd = case.kwargs.get("weight_decay", 1e-2)
         seed, dtype, _, steps = case.args
-        p = spec._problem(seed, dtype)[0].idle.detach().clone()
+        p = spec_cases._problem(seed, dtype)[0].idle.detach().clone()
         for t in range(steps):
             p = p * (1 - lr * wd)
             assert torch.equal(history[t], p), (case.label, t)
@@ -63,27 +68,27 @@ def test_adamw_decays_a_zero_gradient_parameter_by_exactly_one_minus_lr_wd():
 def test_training_bytes_reference_is_two_three_four_times_param_bytes():
     for name, copies in [("sgd", 2), ("momentum", 3), ("adam", 4), ("adamw", 4)]:
         for param_bytes in (2, 4, 8):
-            assert spec._reference_training_bytes(name, param_bytes) == copies * param_bytes
+            assert spec_optimizer_memory._reference_training_bytes(name, param_bytes) == copies * param_bytes
 
 
 def test_adam_step_counters_are_counted_in_state_bytes():
-    (case,) = [c for c in spec._state_cases(torch.Generator().manual_seed(0))
+    (case,) = [c for c in spec_optimizer_memory._state_cases(torch.Generator().manual_seed(0))
                if c.label.startswith("Adam,")]
     optimizer = case.args[0]
     n = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
-    assert spec._reference_state_bytes(optimizer) == 2 * 4 * n + 4 * len(optimizer.state)
+    assert spec_optimizer_memory._reference_state_bytes(optimizer) == 2 * 4 * n + 4 * len(optimizer.state)
 
 
 def test_gradient_descent_reference_converges_to_lstsq():
-    for case in spec._gd_lstsq_cases(torch.Generator().manual_seed(0)):
-        theta, _ = spec._reference_gradient_descent(*case.args)
-        solution, _ = spec._reference_lstsq(*case.args)
+    for case in spec_gradient_descent._gd_lstsq_cases(torch.Generator().manual_seed(0)):
+        theta, _ = spec_gradient_descent._reference_gradient_descent(*case.args)
+        solution, _ = spec_gradient_descent._reference_lstsq(*case.args)
         torch.testing.assert_close(theta, solution, rtol=1e-10, atol=1e-12)
 
 
 def test_minibatch_reference_partitions_every_case():
-    for case in spec._minibatch_cases(torch.Generator().manual_seed(0)):
-        out = spec._run_minibatch_properties(spec._reference_minibatches, case)
+    for case in spec_minibatches._minibatch_cases(torch.Generator().manual_seed(0)):
+        out = spec_minibatches._run_minibatch_properties(spec_minibatches._reference_minibatches, case)
         n, b, _ = case.args
         for e in (1, 2):
             assert out[f"epoch {e}: every index 0..n-1 exactly once"]

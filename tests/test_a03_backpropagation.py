@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from primer.exercises import a03_backpropagation as a03
+from primer.exercises.a03_backpropagation import value as spec_value
+from primer.exercises.a03_backpropagation import value_programs as spec_programs
 from primer.grading import Case, evaluate, get_check
 
 SEEDS = [0, 1, 2024, 777]
@@ -17,24 +18,24 @@ def _gen(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_graphs_use_every_op_and_reuse_inner_nodes(seed):
-    for case in a03._value_shared_cases(_gen(seed))[4:] + a03._value_forward_cases(_gen(seed)):
+    for case in spec_value._value_shared_cases(_gen(seed))[4:] + spec_value._value_forward_cases(_gen(seed)):
         leaves, program = case.args
-        assert {op for op, *_ in program} == set(a03.ALL_OPS), case.label
-        uses = a03._uses(program, len(leaves))
+        assert {op for op, *_ in program} == set(spec_programs.ALL_OPS), case.label
+        uses = spec_programs._uses(program, len(leaves))
         assert max(uses[len(leaves):]) >= 2, f"no inner node is used twice: {case.label}"
         assert all(u >= 1 for u in uses[:-1]), "every node but the output must feed another"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_deep_chain_is_deep_and_its_gradients_neither_vanish_nor_explode(seed):
-    (case,) = a03._value_deep_cases(_gen(seed))
+    (case,) = spec_value._value_deep_cases(_gen(seed))
     leaves, program = case.args
     assert len(program) == 5000
-    assert {op for op, *_ in program} == set(a03.ALL_OPS)
+    assert {op for op, *_ in program} == set(spec_programs.ALL_OPS)
     for k, (op, *args) in enumerate(program):  # each step takes the previous node
         prev = len(leaves) + k - 1
-        assert prev in (args[:2] if op in a03._BINARY else args[:1])
-    grads = a03._run_leaf_grads(a03._TorchValue, case)
+        assert prev in (args[:2] if op in spec_programs._BINARY else args[:1])
+    grads = spec_value._run_leaf_grads(spec_value._TorchValue, case)
     assert torch.isfinite(grads).all()
     # Far above the 1e-7 tolerance, so that a wrong accumulation cannot hide below it.
     assert (grads.abs() > 1e-2).all(), grads

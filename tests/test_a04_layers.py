@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from primer.exercises import a04_layers as spec
+from primer.exercises.a04_layers import linear as spec_linear
 from primer.grading import checks_for, evaluate, get_check
 from tests.mutants import load_all
 
@@ -40,9 +40,9 @@ def test_init_statistics_accept_nn_linear_on_many_seeds(d_in, d_out):
     for seed in range(20):
         torch.manual_seed(seed)
         layer = nn.Linear(d_in, d_out)
-        assert spec._uniform_verdict(layer.weight, d_in) == spec._UNIFORM_OK
+        assert spec_linear._uniform_verdict(layer.weight, d_in) == spec_linear._UNIFORM_OK
         if d_out >= 256:
-            assert spec._uniform_verdict(layer.bias, d_in) == spec._UNIFORM_OK
+            assert spec_linear._uniform_verdict(layer.bias, d_in) == spec_linear._UNIFORM_OK
 
 
 def test_init_statistics_reject_other_distributions():
@@ -53,7 +53,7 @@ def test_init_statistics_reject_other_distributions():
              "bound 1.1k": torch.empty(256, 512).uniform_(-1.1 * k, 1.1 * k),
              "U(0, k)": torch.rand(256, 512) * k, "zeros": torch.zeros(256, 512)}
     for name, t in wrong.items():
-        assert spec._uniform_verdict(t, 512) != spec._UNIFORM_OK, name
+        assert spec_linear._uniform_verdict(t, 512) != spec_linear._UNIFORM_OK, name
 
 
 @pytest.mark.parametrize("seed", SEEDS)

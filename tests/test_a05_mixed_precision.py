@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from primer.exercises import a05_mixed_precision as spec
+from primer.exercises.a05_mixed_precision import float_formats as spec_formats
+from primer.exercises.a05_mixed_precision import memory_per_param as spec_memory
 from primer.grading import get_check
 
 SEEDS = [0, 1, 2024]
@@ -18,18 +19,18 @@ SEEDS = [0, 1, 2024]
 @pytest.mark.parametrize("layout", [(5, 10), (8, 7), (5, 2)])
 def test_decoding_every_code_agrees_with_torch(layout):
     """The derivation used for formats torch lacks, validated where torch has the format."""
-    dtype = spec.TORCH_FORMATS[layout]
-    values, finite = spec.decode_all_codes(*layout)
+    dtype = spec_formats.TORCH_FORMATS[layout]
+    values, finite = spec_formats.decode_all_codes(*layout)
     int_type = {1: torch.uint8, 2: torch.int16}[torch.finfo(dtype).bits // 8]
     codes = torch.arange(len(values), dtype=torch.int64).to(int_type)
     by_torch = codes.view(dtype).double()
     assert torch.equal(values[finite], by_torch[finite])
     assert not torch.isfinite(by_torch[~finite]).any()
-    assert spec._reference_decoded_format(*layout) == spec._reference_torch_format(*layout)
+    assert spec_formats._reference_decoded_format(*layout) == spec_formats._reference_torch_format(*layout)
 
 
 def test_ieee_style_e4m3_differs_from_e4m3fn():
-    assert spec._reference_decoded_format(4, 3)["max"] == 240.0
+    assert spec_formats._reference_decoded_format(4, 3)["max"] == 240.0
     assert torch.finfo(torch.float8_e4m3fn).max == 448.0
 
 
@@ -55,7 +56,7 @@ def test_round_cases_contain_the_hard_parts(seed):
 
 
 def test_bytes_reference_is_the_usual_table():
-    ref = spec._reference_bytes_per_param
+    ref = spec_memory._reference_bytes_per_param
     assert ref("adamw", torch.bfloat16, True) == 16  # 2 + 2 + 4 master + 4 + 4
     assert ref("adamw", torch.float32, True) == ref("adamw", torch.float32, False) == 16
     assert ref("adamw", torch.bfloat16, False) == 8

@@ -19,11 +19,11 @@ from nbgrader.utils import determine_grade
 
 from primer import notebooks
 from tests.helpers import solution_notebook
-from tests.mutants import a06_data_parallel as mutants
+from tests.mutants.a06_data_parallel import ring_allreduce as ring_mutants
 
 ASSIGNMENT = "06_data_parallel"
 
-DEADLOCK = "\n".join(line for line in inspect.getsource(mutants.ring_with_blocking_sends).splitlines()
+DEADLOCK = "\n".join(line for line in inspect.getsource(ring_mutants.ring_with_blocking_sends).splitlines()
                      if not line.startswith("@")).replace("def ring_with_blocking_sends",
                                                           "def ring_allreduce")
 RAISES = '''

@@ -186,3 +186,15 @@ def test_a_forbidden_function_fails_the_exercise_with_a_message():
         "    return nll.sum() if reduction == 'sum' else nll.sum() / keep.sum()\n",
         "cross_entropy")
     assert evaluate(spec, allowed).passed, evaluate(spec, allowed).message
+
+
+def test_numbers_that_differ_past_six_digits_are_printed_until_they_differ():
+    # 1/3 and 1/3 + 1e-9 agree to 8 significant digits: 0.333333333 vs 0.333333334 at 9
+    spec = Check("third", "n", "n", lambda g: [Case("one", ())], lambda: 1 / 3, rtol=1e-12, atol=0.0)
+    message = failure(lambda: 1 / 3 + 1e-9, spec)
+    assert "expected 0.333333333, got 0.333333334" in message
+    assert "error 1e-09" in message
+    tensors = Check("thirds", "t", "t", lambda g: [Case("one", ())],
+                    lambda: torch.full((2,), 1 / 3, dtype=torch.float64), rtol=1e-12, atol=0.0)
+    message = failure(lambda: torch.tensor([1 / 3, 1 / 3 + 1e-9], dtype=torch.float64), tensors)
+    assert "at index (1,): expected 0.333333333, got 0.333333334" in message

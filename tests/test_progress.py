@@ -190,7 +190,7 @@ def test_what_the_learner_prints_does_not_break_the_report(tmp_path):
 
 @pytest.mark.parametrize("assignment", RELEASED)
 def test_every_released_notebook_is_in_the_course_list(assignment):
-    """The report knows a deleted notebook from the course's exercise modules (aNN_name.py)."""
+    """The report knows a deleted notebook from the course's exercise specs (primer/exercises/aNN_name/)."""
     assert assignment in progress.course_assignments()
 
 

@@ -1,10 +1,10 @@
-"""Every assignment's exercise specs, one module per assignment (aNN_<name>.py).
+"""Every assignment's exercise specs: a package per assignment (aNN_<name>/), a module per exercise.
 
-Importing this package registers all checks. A module holds, for each exercise, how its inputs
+Importing this package registers all checks. A module holds, for its exercise, how its inputs
 are made from a seed, the torch reference, the tolerance and the hints for known mistakes.
 The mistakes a learner might write, used to test these checks, live in tests/mutants/.
 
-A module that fails to import is recorded in IMPORT_ERRORS instead of breaking the others:
+An assignment that fails to import is recorded in IMPORT_ERRORS instead of breaking the others:
 a bug in one assignment's specs must not stop learners working on another.
 """
 

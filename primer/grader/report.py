@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nbgrader.plugins.export import CsvExportPlugin
 
-from primer.grader.classrun import STATE_SUFFIX, Outcome, atomic_write
+from primer.grader.submissions import STATE_SUFFIX, Outcome, atomic_write
 from primer.grader.verify import Verification
 
 NOT_STARTED = "is not implemented yet"  # the message of a stub the learner never replaced

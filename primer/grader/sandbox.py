@@ -26,7 +26,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from traitlets import Bool, Float, Int
 from traitlets.config import Configurable
 
 import primer
+from primer.grader.workdir import chown_tree
 
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -124,7 +124,7 @@ class Sandbox(Configurable):
         else:
             uid = NOBODY if uid is None else uid
             if os.geteuid() == 0:
-                _chown_tree(workdir, uid)
+                chown_tree(workdir, uid)
             info, report, readonly = os.pipe(), os.pipe(), _readonly_paths(extra_readonly)
             cmd = self._bwrap_argv(argv, workdir, uid, readonly, info_fd=info[1], report_fd=report[1])
             mounted = [*readonly, str(workdir)]
@@ -362,30 +362,6 @@ def _readonly_paths(extra) -> list[str]:
     paths = [*(f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")),
              sys.base_prefix, sys.prefix, Path(primer.__file__).parent, *extra]
     return list(dict.fromkeys(str(p) for p in paths))
-
-
-def read_learner_file(path: Path, limit: int, *, tail: bool = False) -> bytes | None:
-    """A file the sandbox wrote, as bytes: None unless it is a regular file (not a symlink to a
-    host file, not a FIFO) of at most `limit` bytes, or with `tail`, its last `limit` bytes.
-    The grader reads as the instructor."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode) or (info.st_size > limit and not tail):
-            return None
-        f.seek(max(0, info.st_size - limit) if tail else 0)
-        return f.read(limit + 1)[:limit]
-
-
-def _chown_tree(top: Path, uid: int) -> None:
-    """chown -R, never following symlinks (the learner may have left some pointing anywhere)."""
-    os.chown(top, uid, uid)
-    for root, dirs, files in os.walk(top):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
 
 
 def _parents(path: str, made: set[str]) -> list[str]:

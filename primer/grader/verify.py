@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from primer import rules
-from primer.grader.sandbox import Sandbox, read_learner_file
+from primer.grader.sandbox import Sandbox
+from primer.grader.workdir import read_learner_file
 from primer.grader.zygote import WarmSandbox
 from primer.grading import VISIBLE_SEED, Outcome, Result, get_check, judge
 from primer.notebooks import is_test_cell

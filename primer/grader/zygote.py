@@ -205,7 +205,8 @@ class WarmSandbox:
         """Run the harvest job in `workdir` (from workspace()) in a fresh child of the zygote."""
         import time
 
-        from primer.grader.sandbox import SandboxResult, _chown_tree, limit_message
+        from primer.grader.sandbox import SandboxResult, limit_message
+        from primer.grader.workdir import chown_tree
 
         for attempt in range(2):  # a zygote that died meanwhile (the OOM killer?) is replaced, once
             if self.proc is None or self.proc.poll() is not None:
@@ -213,7 +214,7 @@ class WarmSandbox:
                 self._start()
             shutil.rmtree(workdir / "out", ignore_errors=True)  # (what a first attempt left)
             (workdir / "harvest.log").unlink(missing_ok=True)
-            _chown_tree(workdir, self.uid)
+            chown_tree(workdir, self.uid)
             started = time.monotonic()
             try:
                 self.proc.stdin.write(f"{workdir}\n".encode())
@@ -290,7 +291,7 @@ def _empty(folder: Path, keep: set[Path]) -> None:
 
 
 def _tail(path: Path) -> str:
-    from primer.grader.sandbox import read_learner_file
+    from primer.grader.workdir import read_learner_file
 
     return (read_learner_file(path, LOG_TAIL_BYTES, tail=True) or b"").decode(errors="replace")
 

@@ -1,6 +1,7 @@
 """Implementations a learner might write, used to test the graders.
 
-One module per assignment, named like its spec module in primer/exercises/. In it:
+One package per assignment, named like its spec package in primer/exercises/, with a module per
+exercise or group of exercises (imported by the package in the notebook's order). In it:
 
     @mutant("cross_entropy", hint="log-sum-exp")   # wrong: must fail at least one check, and
     def ce_without_max(...): ...                  # the failure must mention `hint` if given
@@ -37,7 +38,8 @@ VARIANTS: list[Variant] = []
 
 
 def _module_name(obj) -> str:
-    return obj.__module__.rsplit(".", 1)[-1]
+    """The assignment's name: tests.mutants.a02_gradient_descent.sgd -> a02_gradient_descent."""
+    return obj.__module__.split(".")[2]
 
 
 def mutant(exercise: str, hint: str | None = None, fails: tuple[str, ...] = ()):

@@ -1,0 +1,212 @@
+"""Adam and AdamW: the first update, the trajectory, the weight decay (L2 for Adam, decoupled
+for AdamW), run next to torch.optim.Adam/AdamW on the problem of cases.py."""
+
+from __future__ import annotations
+
+import torch
+
+from primer.exercises.a02_gradient_descent.cases import (
+    _NO_UPDATE,
+    _log_uniform,
+    _opt_case,
+    _rounded,
+    _run_first_update,
+    _run_trajectory,
+    _train,
+    _uniform,
+)
+from primer.grading import Check, Hint, register
+
+
+def _idle_history(cls, case):
+    """The trajectory of `idle`, the parameter whose gradient is exactly zero."""
+    _, history, _ = _train(cls, case, record=lambda net: net.idle.detach().clone())
+    return torch.stack(history)
+
+
+# ---- Adam and AdamW
+
+
+class _AdamLike(torch.optim.Optimizer):
+    """Adam written plainly, with switches for the known mistakes (used as hints)."""
+
+    no_bias_correction = False
+    bias_from_zero = False
+    decoupled = False  # AdamW's decay
+    decay_through_gradient = True  # Adam's L2 decay
+    eps_inside_sqrt = False
+    global_step = False  # one step counter shared by (and advanced for) every parameter
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                if self.global_step:
+                    self.t += 1
+                    t = self.t
+                else:
+                    state["t"] += 1
+                    t = state["t"]
+                g = p.grad
+                if self.decoupled:
+                    p.mul_(1 - lr * wd)
+                elif self.decay_through_gradient:
+                    g = g + wd * p
+                state["m"].mul_(b1).add_((1 - b1) * g)
+                state["v"].mul_(b2).add_((1 - b2) * g * g)
+                if self.no_bias_correction:
+                    m_hat, v_hat = state["m"], state["v"]
+                else:
+                    k = t - 1 if self.bias_from_zero else t
+                    m_hat, v_hat = state["m"] / (1 - b1 ** k), state["v"] / (1 - b2 ** k)
+                denom = (v_hat + eps).sqrt() if self.eps_inside_sqrt else v_hat.sqrt() + eps
+                p.sub_(lr * m_hat / denom)
+
+
+def _adam_variant(name, base=_AdamLike, default_wd=0.0, **flags):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=default_wd):
+        base.__init__(self, params, lr, betas, eps, weight_decay)
+
+    return type(name, (base,), {"__init__": __init__, **flags})
+
+
+_AdamNoBias = _adam_variant("_AdamNoBias", no_bias_correction=True)
+_AdamBiasFromZero = _adam_variant("_AdamBiasFromZero", bias_from_zero=True)
+_AdamDecoupled = _adam_variant("_AdamDecoupled", decoupled=True)
+_AdamEpsInside = _adam_variant("_AdamEpsInside", eps_inside_sqrt=True)
+_AdamGlobalStep = _adam_variant("_AdamGlobalStep", global_step=True)
+
+_AdamWThroughGradient = _adam_variant("_AdamWThroughGradient", default_wd=0.01)
+_AdamWNoBias = _adam_variant("_AdamWNoBias", default_wd=0.01, decoupled=True,
+                             no_bias_correction=True)
+_AdamWEpsInside = _adam_variant("_AdamWEpsInside", default_wd=0.01, decoupled=True,
+                                eps_inside_sqrt=True)
+_AdamWGlobalStep = _adam_variant("_AdamWGlobalStep", default_wd=0.01, decoupled=True,
+                                 global_step=True)
+
+
+class _AdamWDecayWithoutLR(torch.optim.AdamW):
+    """The mistake: p ← p·(1 − wd) instead of p·(1 − lr·wd)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["weight_decay_saved"] = group["weight_decay"]
+            group["weight_decay"] = group["weight_decay"] / group["lr"]
+        super().step()
+        for group in self.param_groups:
+            group["weight_decay"] = group.pop("weight_decay_saved")
+
+
+_BIAS_HINTS = (
+    Hint(_AdamNoBias, "this matches Adam without bias correction. m and v start at 0, so early "
+         "on they are too small; divide by (1 − β1^t) and (1 − β2^t), with t = 1 at the first "
+         "step."),
+    Hint(_AdamBiasFromZero, "this matches bias correction with t = 0 at the first step "
+         "(1 − β^0 = 0 divides by zero); count steps from 1."),
+    Hint(_AdamEpsInside, "this matches ε inside the square root, √(v̂ + ε); torch uses √v̂ + ε."),
+)
+
+_ADAM_HINTS = (
+    _NO_UPDATE,
+    *_BIAS_HINTS,
+    Hint(_AdamGlobalStep, "this matches one step counter shared by all parameters and advanced "
+         "once per parameter; t counts optimizer steps: keep it per parameter (in "
+         "self.state[p]) or advance it once per step()."),
+    Hint(_AdamDecoupled, "this matches decoupled decay (AdamW's p ← p(1 − lr·wd)); Adam adds "
+         "wd·p to the gradient before the moments."),
+)
+
+_AdamWNoDecay = _adam_variant("_AdamWNoDecay", default_wd=0.01, decay_through_gradient=False)
+
+_ADAMW_NO_DECAY = Hint(_AdamWNoDecay, "this matches no weight decay at all. AdamW shrinks every "
+                       "parameter by (1 − lr·wd) each step, even one whose gradient is zero; the "
+                       "default weight_decay is 0.01.")
+
+_ADAMW_HINTS = (
+    _NO_UPDATE,
+    _ADAMW_NO_DECAY,
+    Hint(_AdamWThroughGradient, "this matches routing the decay through the gradient "
+         "(g + wd·p, Adam's L2 penalty). AdamW decays the weights directly, p ← p·(1 − lr·wd), "
+         "and the moments see only the gradient."),
+    Hint(_AdamWDecayWithoutLR, "this matches p ← p·(1 − wd); AdamW multiplies by (1 − lr·wd)."),
+    Hint(_AdamWNoBias, "this matches AdamW without bias correction: divide m and v by "
+         "(1 − β1^t) and (1 − β2^t), t = 1 at the first step."),
+    Hint(_AdamWEpsInside, "this matches ε inside the square root, √(v̂ + ε); torch uses √v̂ + ε."),
+    Hint(_AdamWGlobalStep, "this matches one step counter shared by all parameters and "
+         "advanced once per parameter; keep t per parameter (in self.state[p])."),
+)
+
+
+def _adam_first_cases(gen):
+    return [
+        _opt_case(gen, "float64", steps=1, lr=0.01),
+        _opt_case(gen, "float64", steps=1, lr=0.05, betas=(0.8, 0.99)),
+        _opt_case(gen, "float64, the first two updates", steps=2, lr=0.01),
+    ]
+
+
+def _adam_trajectory_cases(gen):
+    return [
+        _opt_case(gen, "float64"),
+        _opt_case(gen, "float64", lr=_rounded(_log_uniform(gen, 3e-3, 3e-2))),
+        _opt_case(gen, "float64", lr=0.02, betas=(0.5, 0.9)),
+        _opt_case(gen, "float64, large eps", lr=0.01, eps=1e-3),
+        _opt_case(gen, "float32", dtype=torch.float32, lr=0.01),
+        _opt_case(gen, "two parameter groups", layout="groups", lr=0.01),
+    ]
+
+
+def _adam_decay_cases(gen):
+    return [
+        _opt_case(gen, "float64", lr=0.01, weight_decay=0.1),
+        _opt_case(gen, "float64", lr=_rounded(_log_uniform(gen, 3e-3, 3e-2)),
+                  weight_decay=_rounded(_uniform(gen, 0.2, 1.0))),
+    ]
+
+
+def _adamw_trajectory_cases(gen):
+    return [
+        _opt_case(gen, "float64"),
+        _opt_case(gen, "float64", lr=0.01, weight_decay=0.1),
+        _opt_case(gen, "float64", lr=_rounded(_log_uniform(gen, 3e-3, 3e-2)), betas=(0.8, 0.95),
+                  weight_decay=_rounded(_uniform(gen, 0.05, 0.5))),
+        _opt_case(gen, "float64, large eps", lr=0.01, eps=1e-3, weight_decay=0.1),
+        _opt_case(gen, "float32", dtype=torch.float32, lr=0.01, weight_decay=0.1),
+        _opt_case(gen, "two parameter groups", layout="groups", lr=0.01, weight_decay=0.1),
+    ]
+
+
+def _adamw_idle_cases(gen):
+    return [
+        _opt_case(gen, "parameter with zero gradient", lr=0.01, weight_decay=0.1),
+        _opt_case(gen, "parameter with zero gradient", lr=_rounded(_log_uniform(gen, 0.01, 0.1)),
+                  weight_decay=_rounded(_uniform(gen, 0.1, 0.9))),
+        _opt_case(gen, "parameter with zero gradient"),
+    ]
+
+
+register(
+    Check("Adam", "first_step", "makes the same first update as torch.optim.Adam (bias "
+          "correction from step 1)", _adam_first_cases, torch.optim.Adam,
+          run=_run_first_update, hints=_ADAM_HINTS),
+    Check("Adam", "trajectory", "takes the same 50 steps as torch.optim.Adam",
+          _adam_trajectory_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS, points=2),
+    Check("Adam", "weight_decay", "adds weight_decay·p to the gradient, like torch.optim.Adam",
+          _adam_decay_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS),
+    Check("AdamW", "trajectory", "takes the same 50 steps as torch.optim.AdamW",
+          _adamw_trajectory_cases, torch.optim.AdamW, run=_run_trajectory, hints=_ADAMW_HINTS, points=2),
+    Check("AdamW", "decoupled_decay",
+          "multiplies a parameter whose gradient is zero by (1 − lr·wd) every step",
+          _adamw_idle_cases, torch.optim.AdamW, run=_idle_history, hints=_ADAMW_HINTS[1:]),
+)

@@ -1,0 +1,167 @@
+"""optimizer_state_bytes and training_bytes_per_param: the memory an optimizer's state, and
+training as a whole, take per parameter."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from primer.exercises._common import seeded
+from primer.exercises.a02_gradient_descent.cases import _int
+from primer.grading import Case, Check, Hint, register
+
+# --------------------------------------------------------------------------- optimizer memory
+
+
+def _reference_state_bytes(optimizer) -> int:
+    """Bytes of every tensor in the optimizer's per-parameter state (the step counters too)."""
+    return sum(t.nbytes for state in optimizer.state_dict()["state"].values()
+               for t in state.values() if isinstance(t, torch.Tensor))
+
+
+def _stepped(gen, make, dtype=torch.float32, widths=(8, 32, 4), freeze_first=False, steps=1):
+    with seeded(gen):
+        model = nn.Sequential(nn.Linear(widths[0], widths[1]), nn.Tanh(),
+                              nn.Linear(widths[1], widths[2])).to(dtype)
+        x = torch.randn(5, widths[0], dtype=dtype)
+    if freeze_first:
+        model[0].requires_grad_(False)
+    optimizer = make(model.parameters())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(x).square().mean().backward()
+        optimizer.step()
+    return optimizer
+
+
+def _state_cases(gen):
+    w = (8, _int(gen, 16, 64), 4)
+    return [
+        Case(f"SGD(momentum=0.9), MLP {w}, float32",
+             (_stepped(gen, lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), widths=w),)),
+        Case(f"Adam, MLP {w}, float32", (_stepped(gen, torch.optim.Adam, widths=w),)),
+        Case("AdamW(amsgrad=True), float32, 3 steps",
+             (_stepped(gen, lambda ps: torch.optim.AdamW(ps, amsgrad=True), steps=3),)),
+        Case("RMSprop(momentum=0.9, centered=True), float32",
+             (_stepped(gen, lambda ps: torch.optim.RMSprop(ps, momentum=0.9, centered=True)),)),
+    ]
+
+
+def _state_edge_cases(gen):
+    return [
+        Case("Adam before its first step (state is created lazily)",
+             (_stepped(gen, torch.optim.Adam, steps=0),)),
+        Case("SGD without momentum (keeps no state)",
+             (_stepped(gen, lambda ps: torch.optim.SGD(ps, lr=0.1)),)),
+        Case("Adam on a float64 model", (_stepped(gen, torch.optim.Adam, dtype=torch.float64),)),
+        Case("Adam on a bfloat16 model", (_stepped(gen, torch.optim.Adam, dtype=torch.bfloat16),)),
+        Case("Adam with the first layer frozen (no gradient, so no state)",
+             (_stepped(gen, torch.optim.Adam, freeze_first=True),)),
+    ]
+
+
+def _state_bytes_without_step(optimizer):
+    return sum(t.nbytes for s in optimizer.state.values() for t in s.values()
+               if isinstance(t, torch.Tensor) and t.dim() > 0)
+
+
+def _state_numel(optimizer):
+    return sum(t.numel() for s in optimizer.state.values() for t in s.values()
+               if isinstance(t, torch.Tensor))
+
+
+def _state_four_bytes(optimizer):
+    return sum(4 * t.numel() for s in optimizer.state.values() for t in s.values()
+               if isinstance(t, torch.Tensor))
+
+
+def _state_parameter_bytes(optimizer):
+    return sum(p.nbytes for g in optimizer.param_groups for p in g["params"])
+
+
+_STATE_HINTS = (
+    Hint(_state_bytes_without_step, "this matches leaving out the step counters: torch keeps "
+         "state['step'] as a 0-dimensional tensor (4 bytes per parameter tensor); count every "
+         "tensor in the state."),
+    Hint(_state_numel, "this matches counting elements; bytes = numel() × element_size()."),
+    Hint(_state_four_bytes, "this matches assuming 4 bytes per element; use each tensor's own "
+         "element_size() (8 for float64, 2 for bfloat16)."),
+    Hint(_state_parameter_bytes, "this matches the bytes of the parameters themselves; the "
+         "optimizer's state is in optimizer.state[p], a dict of tensors per parameter."),
+)
+
+
+_DTYPE_OF_BYTES = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}
+_OPTIMIZERS = {
+    "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1),
+    "momentum": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "adam": lambda ps: torch.optim.Adam(ps),
+    "adamw": lambda ps: torch.optim.AdamW(ps),
+}
+
+
+def _reference_training_bytes(optimizer, param_bytes=4):
+    """Measured: a Linear(8, 8) in the matching dtype takes one step with torch's optimizer;
+    weights + gradients + per-element state, divided by the number of parameters. The step
+    counters (one scalar per tensor, not per parameter) are left out."""
+    dtype = _DTYPE_OF_BYTES[param_bytes]
+    model = nn.Linear(8, 8).to(dtype)
+    opt = _OPTIMIZERS[optimizer](model.parameters())
+    model(torch.ones(2, 8, dtype=dtype)).sum().backward()
+    opt.step()
+    params = list(model.parameters())
+    total = sum(p.nbytes + p.grad.nbytes for p in params)
+    total += sum(t.nbytes for s in opt.state.values() for t in s.values()
+                 if isinstance(t, torch.Tensor) and t.dim() > 0)
+    n = sum(p.numel() for p in params)
+    assert total % n == 0
+    return total // n
+
+
+def _training_cases(gen):
+    return [Case(f"{name!r}, default param_bytes", (name,)) for name in _OPTIMIZERS]
+
+
+def _training_precision_cases(gen):
+    return [Case(f"{name!r}, param_bytes={b}", (name,), {"param_bytes": b})
+            for b in (2, 8) for name in _OPTIMIZERS]
+
+
+_STATE_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+
+
+def _training_no_grad(optimizer, param_bytes=4):
+    return param_bytes * (1 + _STATE_SLOTS[optimizer])
+
+
+def _training_state_only(optimizer, param_bytes=4):
+    return param_bytes * _STATE_SLOTS[optimizer]
+
+
+def _training_fixed_4(optimizer, param_bytes=4):
+    return 4 * (2 + _STATE_SLOTS[optimizer])
+
+
+_TRAINING_HINTS = (
+    Hint(_training_no_grad, "this matches weights + state without the gradients; during "
+         "training every parameter also has a gradient of the same size."),
+    Hint(_training_state_only, "this matches the optimizer state alone; add the weights and "
+         "the gradients."),
+    Hint(_training_fixed_4, "this matches 4 bytes per number whatever param_bytes is; every "
+         "tensor here has param_bytes per element."),
+)
+
+register(
+    Check("optimizer_state_bytes", "after_step", "counts the bytes of every state tensor of "
+          "torch's optimizers after a step", _state_cases, _reference_state_bytes,
+          hints=_STATE_HINTS),
+    Check("optimizer_state_bytes", "edge_cases", "handles no step yet, no state, frozen "
+          "layers, float64 and bfloat16", _state_edge_cases, _reference_state_bytes,
+          hints=_STATE_HINTS),
+    Check("training_bytes_per_param", "float32",
+          "weights + gradients + state per parameter, as measured on torch's optimizers",
+          _training_cases, _reference_training_bytes, hints=_TRAINING_HINTS),
+    Check("training_bytes_per_param", "any_precision",
+          "the same for 2- and 8-byte parameters", _training_precision_cases,
+          _reference_training_bytes, hints=_TRAINING_HINTS),
+)

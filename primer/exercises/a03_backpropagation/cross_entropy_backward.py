@@ -1,0 +1,74 @@
+"""cross_entropy_backward: the gradient of F.cross_entropy with respect to the logits."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from primer.exercises._common import randint, randn
+from primer.grading import Case, Check, Hint, register
+
+# --------------------------------------------------------------------------- cross_entropy_backward
+
+
+def _reference_ce_backward(logits, targets):
+    """∂/∂logits of F.cross_entropy (mean over the batch), by torch.autograd."""
+    z = logits.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(F.cross_entropy(z, targets), z)
+    return grad
+
+
+def _ce_backward_cases(gen):
+    out = []
+    for n, c, dtype in [(8, 5, torch.float32), (1, 3, torch.float32), (16, 10, torch.float64),
+                        (32, 4, torch.float64)]:
+        out.append(Case(f"logits ({n}, {c}) {str(dtype)[6:]}",
+                        (randn(gen, n, c, dtype=dtype, scale=2.0), randint(gen, c, n))))
+    return out
+
+
+def _ce_backward_stable_cases(gen):
+    return [
+        Case("logits × 1000 (float32)", (randn(gen, 8, 5) * 1000.0, randint(gen, 5, 8))),
+        Case("logits × 1000 (float64)", (randn(gen, 6, 7, dtype=torch.float64) * 1000.0,
+                                         randint(gen, 7, 6))),
+    ]
+
+
+def _ce_backward_no_mean(logits, targets):
+    return torch.softmax(logits, 1) - F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+
+
+def _ce_backward_no_onehot(logits, targets):
+    return torch.softmax(logits, 1) / logits.shape[0]
+
+
+def _ce_backward_wrong_dim(logits, targets):
+    onehot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+    return (torch.softmax(logits, 0) - onehot) / logits.shape[0]
+
+
+def _ce_backward_naive(logits, targets):
+    p = logits.exp() / logits.exp().sum(1, keepdim=True)
+    return (p - F.one_hot(targets, logits.shape[1]).to(logits.dtype)) / logits.shape[0]
+
+
+_CE_BACKWARD_HINTS = (
+    Hint(_ce_backward_no_mean, "this matches softmax − one-hot without the 1/N: the loss is "
+         "the *mean* over the N examples, so each row of the gradient is divided by N."),
+    Hint(_ce_backward_no_onehot, "this matches softmax / N without subtracting the one-hot "
+         "targets: ∂ℓ/∂z_c = p_c − [c = y]."),
+    Hint(_ce_backward_wrong_dim, "this matches a softmax over the batch dimension; normalize "
+         "each row (dim=1) over the classes."),
+    Hint(_ce_backward_naive, "exp() of large logits overflows (inf/inf = nan). Subtract each "
+         "row's maximum before exponentiating."),
+)
+
+register(
+    Check("cross_entropy_backward", "values",
+          "equals autograd's gradient of F.cross_entropy: (softmax − one-hot)/N",
+          _ce_backward_cases, _reference_ce_backward, hints=_CE_BACKWARD_HINTS, points=2),
+    Check("cross_entropy_backward", "stable", "stays finite and exact for logits in the thousands",
+          _ce_backward_stable_cases, _reference_ce_backward, hints=_CE_BACKWARD_HINTS),
+)

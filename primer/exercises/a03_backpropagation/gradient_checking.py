@@ -1,0 +1,268 @@
+"""numerical_gradient and gradient_check: central differences, and the relative error they check."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from primer.exercises._common import randn
+from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
+
+# --------------------------------------------------------------------------- numerical_gradient
+
+# Smooth test functions of a float64 tensor. |f| stays below ~10 and curvature is not small, so
+# central differences with eps=1e-6 are within ~1e-9 of the true gradient while forward
+# differences are off by ~eps·f''/2 ≈ 1e-6.
+
+
+class _Fn:
+    """A scalar function of a tensor, with a name for messages and, for gradient_check, the
+    correct function whose autograd gradient is the true gradient."""
+
+    def __init__(self, name, fn, exact=None):
+        self.name, self.fn, self.exact = name, fn, exact or fn
+
+    def __call__(self, x):
+        return self.fn(x)
+
+    def __repr__(self):
+        return self.name
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _smooth_functions(gen, shape):
+    n = math.prod(shape)
+    A = randn(gen, n, n, dtype=torch.float64, scale=0.5)
+    v = randn(gen, n, dtype=torch.float64)
+    return [
+        _Fn("f(x) = sum(x**3) / 3", lambda x: (x ** 3).sum() / 3),
+        _Fn("f(x) = logsumexp(2x)", lambda x: torch.logsumexp(2 * x.reshape(-1), 0)),
+        _Fn("f(x) = v · tanh(A x)", lambda x: v @ torch.tanh(A @ x.reshape(-1))),
+        _Fn("f(x) = sum(sin(x) · x)", lambda x: (x.sin() * x).sum()),
+    ]
+
+
+def _away_from_zero(gen, *shape):
+    """Values with 0.4 ≤ |x| ≤ 1.4, so that no gradient entry is tiny."""
+    magnitude = 0.4 + torch.rand(*shape, generator=gen, dtype=torch.float64)
+    sign = torch.randint(0, 2, shape, generator=gen).to(torch.float64) * 2 - 1
+    return magnitude * sign
+
+
+def _numgrad_value_cases(gen):
+    out = []
+    for f in _smooth_functions(gen, (6,)):
+        out.append(Case(f"{f}, x of shape (6,)", (f, _away_from_zero(gen, 6))))
+    f = _smooth_functions(gen, (4,))[0]
+    out.append(Case(f"{f}, x of shape (4,), eps=1e-5", (f, _away_from_zero(gen, 4)), {"eps": 1e-5}))
+    return out
+
+
+def _numgrad_shape_cases(gen):
+    out = []
+    for shape in [(3, 4), (2, 3, 2), (1,)]:
+        for f in _smooth_functions(gen, shape)[1:3]:
+            out.append(Case(f"{f}, x of shape {shape}", (f, _away_from_zero(gen, *shape))))
+    return out
+
+
+def _reference_numerical_gradient(f, x, eps=1e-6):
+    """The exact gradient, by torch.autograd (what central differences approximate)."""
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(x), x)
+    return grad
+
+
+def _run_input_unchanged(fn, case):
+    f, x = case.args
+    before = x.clone()
+    fn(f, x, **case.kwargs)
+    return torch.equal(before, x)
+
+
+def _numgrad_forward(f, x, eps=1e-6):
+    g = torch.zeros_like(x)
+    fx = float(f(x))
+    for i in range(x.numel()):
+        e = torch.zeros_like(x).reshape(-1)
+        e[i] = eps
+        g.view(-1)[i] = (float(f(x + e.view_as(x))) - fx) / eps
+    return g
+
+
+def _numgrad_in_place(f, x, eps=1e-6):
+    g = torch.zeros_like(x)
+    flat = x.view(-1)
+    for i in range(x.numel()):
+        flat[i] += eps
+        plus = float(f(x))
+        flat[i] -= 2 * eps
+        minus = float(f(x))
+        flat[i] += eps
+        g.view(-1)[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+_NUMGRAD_HINTS = (
+    Hint(_numgrad_forward, "this matches forward differences (f(x+eps) - f(x)) / eps, whose "
+         "error is about eps·f''/2. Central differences (f(x+eps) - f(x-eps)) / (2·eps) are "
+         "accurate to about eps²."),
+)
+
+register(
+    Check("numerical_gradient", "values",
+          "approximates torch.autograd.grad by central differences",
+          _numgrad_value_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS, points=2),
+    Check("numerical_gradient", "any_shape", "works for x of any shape, same shape out",
+          _numgrad_shape_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS),
+    Check("numerical_gradient", "input_unchanged", "leaves x exactly as it was",
+          _numgrad_shape_cases, _reference_numerical_gradient, run=_run_input_unchanged,
+          hints=(Hint(_numgrad_in_place, "your function changed x. Work on a copy "
+                      "(x.clone()), or save each entry and put it back: adding and subtracting "
+                      "eps can leave a rounding error in x."),)),
+)
+
+# --------------------------------------------------------------------------- gradient_check
+
+
+class _CubeWrong(torch.autograd.Function):
+    """x³ with the derivative written as 2x² (should be 3x²)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 2 * x ** 2
+
+
+class _TanhWrong(torch.autograd.Function):
+    """tanh with the derivative written as 1 + tanh² (should be 1 - tanh²)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        t = torch.tanh(x)
+        ctx.save_for_backward(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, g):
+        (t,) = ctx.saved_tensors
+        return g * (1 + t * t)
+
+
+class _MeanSquareMissingN(torch.autograd.Function):
+    """mean(x²) whose backward forgets the 1/N."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x * x).mean()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 2 * x
+
+
+class _SquareLastEntryDropped(torch.autograd.Function):
+    """x² elementwise whose backward forgets the last entry's gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        grad = g * 2 * x
+        grad.view(-1)[-1] = 0.0
+        return grad
+
+
+def _gradcheck_buggy_cases(gen):
+    w = _away_from_zero(gen, 5)
+    return [
+        Case("x³ with backward 2x²",
+             (_Fn("sum(x³), backward 2x²", lambda x: _CubeWrong.apply(x).sum(),
+                  lambda x: (x ** 3).sum()), _away_from_zero(gen, 5))),
+        Case("w · tanh(x) with backward 1 + tanh²",
+             (_Fn("w · tanh(x), backward 1 + tanh²", lambda x: w @ _TanhWrong.apply(x),
+                  lambda x: w @ torch.tanh(x)), _away_from_zero(gen, 5))),
+        Case("mean(x²) with backward 2x (1/N missing)",
+             (_Fn("mean(x²), backward 2x", lambda x: _MeanSquareMissingN.apply(x),
+                  lambda x: (x * x).mean()), _away_from_zero(gen, 3, 4))),
+        Case("sum(x²) whose backward drops the last entry",
+             (_Fn("sum(x²), last entry dropped", lambda x: _SquareLastEntryDropped.apply(x).sum(),
+                  lambda x: (x * x).sum()), _away_from_zero(gen, 8))),
+    ]
+
+
+def _gradcheck_correct_cases(gen):
+    """Correct gradients. The functions act entry by entry and every gradient entry has
+    magnitude ≥ 0.1 while |f| ≤ 15, so the rounding noise of central differences (about
+    1e-10·|f| / |gradient entry|) stays far below the 1e-7 tolerance."""
+    w = _away_from_zero(gen, 6)
+    functions = [
+        _Fn("f(x) = sum(x**3) / 3", lambda x: (x ** 3).sum() / 3),
+        _Fn("f(x) = sum(sin(x) · x)", lambda x: (x.sin() * x).sum()),
+        _Fn("f(x) = sum(exp(x)) / 2", lambda x: x.exp().sum() / 2),
+        _Fn("f(x) = w · tanh(x)", lambda x: (w.view_as(x) * torch.tanh(x)).sum()),
+    ]
+    return [Case(f"{f} (a correct gradient), x of shape {shape}", (f, _away_from_zero(gen, *shape)))
+            for f in functions for shape in [(6,), (2, 3)]]
+
+
+def _relative_error(a, n):
+    return float(((a - n).abs() / torch.maximum(torch.maximum(a.abs(), n.abs()),
+                                                 torch.tensor(1e-12, dtype=a.dtype))).max())
+
+
+def _reference_gradient_check(f, x):
+    """max_i |a_i - n_i| / max(|a_i|, |n_i|, 1e-12), with n the *true* gradient (derivation:
+    autograd of the correct function) in place of its central-difference estimate."""
+    x1 = x.detach().clone().requires_grad_(True)
+    (analytic,) = torch.autograd.grad(f(x1), x1)
+    x2 = x.detach().clone().requires_grad_(True)
+    (true,) = torch.autograd.grad(f.exact(x2), x2)
+    return _relative_error(analytic, true)
+
+
+def _gradcheck_absolute(f, x):
+    x1 = x.detach().clone().requires_grad_(True)
+    (a,) = torch.autograd.grad(f(x1), x1)
+    x2 = x.detach().clone().requires_grad_(True)
+    (n,) = torch.autograd.grad(f.exact(x2), x2)
+    return float((a - n).abs().max())
+
+
+def _gradcheck_mean(f, x):
+    x1 = x.detach().clone().requires_grad_(True)
+    (a,) = torch.autograd.grad(f(x1), x1)
+    x2 = x.detach().clone().requires_grad_(True)
+    (n,) = torch.autograd.grad(f.exact(x2), x2)
+    return float(((a - n).abs() / torch.maximum(a.abs(), n.abs())).mean())
+
+
+register(
+    Check("gradient_check", "finds_bugs",
+          "reports the largest relative error of a wrong backward",
+          _gradcheck_buggy_cases, _reference_gradient_check,
+          hints=(Hint(_gradcheck_absolute, "this matches the largest *absolute* error "
+                      "|a - n|; divide each entry by max(|a|, |n|, 1e-12)."),
+                 Hint(_gradcheck_mean, "this matches the *mean* relative error; return the "
+                      "largest one (one wrong entry is enough to make a gradient wrong).")), points=2),
+    Check("gradient_check", "correct_is_tiny", "reports ≈ 0 (below 1e-7) for a correct gradient",
+          _gradcheck_correct_cases, _reference_gradient_check),
+)
+
+# "Don't use autograd here" (numerical_gradient's instructions).
+forbid("numerical_gradient", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward")

@@ -1,0 +1,127 @@
+"""mlp_forward and mlp_backward: a two-layer MLP's forward, its cache, and its backward by hand."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from primer.exercises._common import randn
+from primer.grading import Case, Check, Hint, register
+
+# --------------------------------------------------------------------------- mlp_forward/backward
+
+_MLP_SHAPES = [  # (batch, d_in, hidden, d_out, dtype)
+    (4, 3, 5, 2, torch.float64),
+    (8, 6, 6, 6, torch.float64),  # square: a transposed weight gradient has the right shape
+    (1, 4, 7, 3, torch.float64),
+    (16, 10, 32, 10, torch.float64),
+    (5, 4, 3, 4, torch.float32),
+]
+
+
+def _mlp_params(gen, d_in, hidden, d_out, dtype):
+    return {
+        "W1": randn(gen, hidden, d_in, dtype=dtype, scale=d_in ** -0.5),
+        "b1": randn(gen, hidden, dtype=dtype, scale=0.5),
+        "W2": randn(gen, d_out, hidden, dtype=dtype, scale=hidden ** -0.5),
+        "b2": randn(gen, d_out, dtype=dtype, scale=0.5),
+    }
+
+
+def _mlp_cases(gen):
+    out = []
+    for b, d_in, hidden, d_out, dtype in _MLP_SHAPES:
+        params = _mlp_params(gen, d_in, hidden, d_out, dtype)
+        x = randn(gen, b, d_in, dtype=dtype)
+        dout = randn(gen, b, d_out, dtype=dtype)
+        out.append(Case(f"x ({b}, {d_in}) → {hidden} → {d_out}, {str(dtype)[6:]}",
+                        (x, params), {"dout": dout}))
+    return out
+
+
+def _reference_mlp_forward(x, params):
+    """Linear → ReLU → Linear with torch's own layers; the cache the exercise specifies."""
+    z = F.linear(x, params["W1"], params["b1"])
+    h = torch.relu(z)
+    return F.linear(h, params["W2"], params["b2"]), (x, z, h, params)
+
+
+def _run_mlp_output(fn, case):
+    out = fn(*case.args)
+    return out[0] if isinstance(out, tuple) and len(out) == 2 else out
+
+
+def _run_mlp_cache(fn, case):
+    out = fn(*case.args)
+    return out[1] if isinstance(out, tuple) and len(out) == 2 else out
+
+
+def _autograd_mlp_backward(dout, cache):
+    """The reference: torch.autograd through F.linear and relu, seeded with dout."""
+    x, _, _, params = cache
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    leaves["x"] = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = F.linear(torch.relu(F.linear(leaves["x"], leaves["W1"], leaves["b1"])),
+                       leaves["W2"], leaves["b2"])
+        grads = torch.autograd.grad(out, list(leaves.values()), dout)
+    return dict(zip(leaves, grads))
+
+
+def _run_mlp_backward(keys):
+    def run(fn, case):
+        x, params = case.args
+        _, cache = _reference_mlp_forward(x, params)
+        with torch.no_grad():  # tensor operations only: no autograd graph to lean on
+            grads = fn(case.kwargs["dout"], cache)
+        if not isinstance(grads, dict):
+            return grads
+        return {k: v for k, v in grads.items() if k in keys or k not in ("x", "W1", "b1", "W2", "b2")}
+    return run
+
+
+def _mlp_backward_by_hand(transpose=False, mask=True, bias_mean=False):
+    def backward(dout, cache):
+        x, z, h, p = cache
+        dW2 = (h.T @ dout) if transpose else (dout.T @ h)
+        db2 = dout.mean(0) if bias_mean else dout.sum(0)
+        dh = dout @ p["W2"]
+        dz = dh * (z > 0) if mask else dh
+        dW1 = (x.T @ dz) if transpose else (dz.T @ x)
+        db1 = dz.mean(0) if bias_mean else dz.sum(0)
+        return {"x": dz @ p["W1"], "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    return backward
+
+
+_MLP_HINTS = (
+    Hint(_mlp_backward_by_hand(transpose=True), "this matches a transposed weight gradient. "
+         "For y = x Wᵀ + b the gradient ∂L/∂W = (∂L/∂y)ᵀ x has W's shape (out, in)."),
+    Hint(_mlp_backward_by_hand(mask=False), "this matches leaving out the ReLU: its derivative "
+         "is 1 where z > 0 and 0 elsewhere, so multiply the gradient by (z > 0)."),
+    Hint(_mlp_backward_by_hand(bias_mean=True), "this matches averaging the bias gradient over "
+         "the batch; every example adds its gradient, so sum over the batch."),
+)
+
+
+def _reference_mlp_backward_keys(keys):
+    def reference(dout, cache):
+        grads = _autograd_mlp_backward(dout, cache)
+        return {k: grads[k] for k in keys}
+    return reference
+
+
+register(
+    Check("mlp_forward", "output", "computes Linear → ReLU → Linear like F.linear and relu",
+          _mlp_cases, _reference_mlp_forward, run=_run_mlp_output),
+    Check("mlp_forward", "cache", "returns the cache (x, z, h, params)",
+          _mlp_cases, _reference_mlp_forward, run=_run_mlp_cache),
+    Check("mlp_backward", "output_layer", "gives autograd's gradients of W2 and b2",
+          _mlp_cases, _reference_mlp_backward_keys(("W2", "b2")), hints=_MLP_HINTS,
+          run=_run_mlp_backward(("W2", "b2"))),
+    Check("mlp_backward", "hidden_layer", "gives autograd's gradients of W1 and b1",
+          _mlp_cases, _reference_mlp_backward_keys(("W1", "b1")), hints=_MLP_HINTS,
+          run=_run_mlp_backward(("W1", "b1")), points=2),
+    Check("mlp_backward", "input", "gives autograd's gradient of the input x",
+          _mlp_cases, _reference_mlp_backward_keys(("x",)), hints=_MLP_HINTS,
+          run=_run_mlp_backward(("x",))),
+)

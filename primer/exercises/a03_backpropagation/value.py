@@ -1,0 +1,327 @@
+"""Value: running a program with a class, the torch reference, the cases, the hints, the checks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from primer.exercises.a03_backpropagation.value_programs import (
+    _APPLY,
+    _BINARY,
+    _CONST,
+    _FORMAT,
+    ALL_OPS,
+    _constant,
+    _describe_program,
+    _node_names,
+    _pick,
+    _random_chain,
+    _random_program,
+    _u,
+    _uses,
+    _valid,
+)
+from primer.grading import Case, Check, Hint, register
+
+# --------------------------------------------------------------------------- Value: running
+
+
+class _TorchValue:
+    """The reference: the Value interface over a 0-d float64 tensor; torch.autograd differentiates."""
+
+    def __init__(self, data, _tensor=None):
+        if _tensor is None:
+            _tensor = torch.tensor(float(data), dtype=torch.float64, requires_grad=True)
+        self.t = _tensor
+
+    @property
+    def data(self) -> float:
+        return self.t.item()
+
+    @property
+    def grad(self) -> float:
+        return 0.0 if self.t.grad is None else self.t.grad.item()
+
+    @staticmethod
+    def _raw(o):
+        return o.t if isinstance(o, _TorchValue) else o
+
+    def __add__(self, o):
+        return _TorchValue(None, self.t + self._raw(o))
+
+    def __radd__(self, o):
+        return _TorchValue(None, o + self.t)
+
+    def __sub__(self, o):
+        return _TorchValue(None, self.t - self._raw(o))
+
+    def __rsub__(self, o):
+        return _TorchValue(None, o - self.t)
+
+    def __mul__(self, o):
+        return _TorchValue(None, self.t * self._raw(o))
+
+    def __rmul__(self, o):
+        return _TorchValue(None, o * self.t)
+
+    def __truediv__(self, o):
+        return _TorchValue(None, self.t / self._raw(o))
+
+    def __rtruediv__(self, o):
+        return _TorchValue(None, o / self.t)
+
+    def __pow__(self, p):
+        return _TorchValue(None, self.t ** p)
+
+    def __neg__(self):
+        return _TorchValue(None, -self.t)
+
+    def exp(self):
+        return _TorchValue(None, self.t.exp())
+
+    def log(self):
+        return _TorchValue(None, self.t.log())
+
+    def tanh(self):
+        return _TorchValue(None, self.t.tanh())
+
+    def relu(self):
+        return _TorchValue(None, torch.relu(self.t))
+
+    def backward(self):
+        self.t.backward()
+
+
+def _build(cls, leaves, program):
+    nodes = [cls(x) for x in leaves]
+    for op, *args in program:
+        nodes.append(_APPLY[op](nodes, *args))
+    return nodes
+
+
+def _floats(values, what: str) -> torch.Tensor:
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            raise TypeError(f"the {what} of node {i} is {v!r}, not a number") from None
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _run_forward(cls, case):
+    """The data of every node, in the order the program creates them."""
+    leaves, program = case.args
+    return _floats([n.data for n in _build(cls, leaves, program)], "data")
+
+
+def _run_leaf_grads(cls, case):
+    """The gradient of the last node with respect to every leaf."""
+    leaves, program = case.args
+    nodes = _build(cls, leaves, program)
+    nodes[-1].backward()
+    return _floats([n.grad for n in nodes[:len(leaves)]], "grad")
+
+
+def _run_data_and_grads(cls, case):
+    leaves, program = case.args
+    nodes = _build(cls, leaves, program)
+    data = _floats([n.data for n in nodes], "data")
+    nodes[-1].backward()
+    return {"data": data, "grad": _floats([n.grad for n in nodes[:len(leaves)]], "grad")}
+
+
+def _value_forward_cases(gen):
+    out = []
+    for n_leaves, n_ops in [(2, 12), (3, 25), (4, 40)]:
+        leaves, program = _random_program(gen, n_leaves, n_ops)
+        out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations: "
+                        f"{_describe_program(leaves, program)}; compared: the data of "
+                        f"{', '.join(_node_names(n_leaves)[:n_leaves])}, n0, n1, … in this order",
+                        (leaves, program)))
+    return out
+
+
+def _value_ops_cases(gen):
+    """One case per operation: y = op(a[, b]) then out = y * w, so y's gradient is not 1."""
+    out = []
+    for op in ALL_OPS:
+        for _ in range(200):
+            leaves = [round(_u(gen, 0.3, 2.0), 4) * (1 if _pick(gen, 3) else -1) for _ in range(3)]
+            args = ((0, 1) if op in _BINARY else (0, _constant(gen, op)) if op in _CONST else (0,))
+            if _valid(op, leaves, args):
+                break
+        program = [(op, *args), ("mul", 3, 2)]
+        refs = ["a", "b"][: 2 if op in _BINARY else 1]
+        expr = _FORMAT[op].format(*refs, c=args[1] if op in _CONST else None)
+        out.append(Case(f"out = ({expr}) * w with a={leaves[0]}, b={leaves[1]}, w={leaves[2]}",
+                        (leaves, program)))
+    return out
+
+
+def _value_shared_cases(gen):
+    x, y = round(_u(gen, 0.5, 1.5), 4), round(_u(gen, 0.5, 1.5), 4)
+    out = [
+        Case(f"x + x with x={x}", ([x], [("add", 0, 0)])),
+        Case(f"x * x with x={x}", ([x], [("mul", 0, 0)])),
+        # a = x.tanh() feeds two equal branches: b = a*3 and c = a*3, out = b + c
+        Case(f"a = x.tanh(); out = a*3 + a*3 with x={x}",
+             ([x], [("tanh", 0), ("mul_c", 1, 3.0), ("mul_c", 1, 3.0), ("add", 2, 3)])),
+        # a feeds a short branch (a*2) and a long one ((a*0.5).tanh().exp())
+        Case(f"a = x*y; out = a*2 + (a*0.5).tanh().exp() with x={x}, y={y}",
+             ([x, y], [("mul", 0, 1), ("mul_c", 2, 2.0), ("mul_c", 2, 0.5), ("tanh", 4), ("exp", 5),
+                       ("add", 3, 6)])),
+    ]
+    for n_leaves, n_ops in [(2, 15), (3, 30), (3, 60)]:
+        leaves, program = _random_program(gen, n_leaves, n_ops)
+        uses = _uses(program, n_leaves)
+        hub = max(range(n_leaves, len(uses)), key=lambda i: uses[i])
+        out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations, an inner "
+                        f"node used {uses[hub]} times", (leaves, program)))
+    return out
+
+
+def _value_deep_cases(gen):
+    leaves, program = _random_chain(gen, 4, 5000)
+    return [Case("a chain of 5,000 operations (each takes the previous node), 4 leaves",
+                 (leaves, program))]
+
+
+def _scalar_value_class(mistake: str | None = None):
+    """A plain-Python Value with one known mistake, for the hints (not the reference)."""
+
+    class V:
+        def __init__(self, data, children=(), rule=None):
+            self.data, self.grad, self.children, self.rule = float(data), 0.0, children, rule
+
+        def _acc(self, node, g):
+            if mistake == "overwrite":
+                node.grad = g
+            else:
+                node.grad += g
+
+        def _make(self, data, pairs):
+            """pairs: (child, local derivative)."""
+            out = V(data, tuple(c for c, _ in pairs))
+
+            def rule():
+                for c, local in pairs:
+                    self._acc(c, local if mistake == "no_chain" else local * out.grad)
+            out.rule = rule
+            return out
+
+        @staticmethod
+        def _v(o):
+            return o if isinstance(o, V) else V(o)
+
+        def __add__(self, o):
+            o = self._v(o)
+            return self._make(self.data + o.data, [(self, 1.0), (o, 1.0)])
+
+        __radd__ = __add__
+
+        def __mul__(self, o):
+            o = self._v(o)
+            return self._make(self.data * o.data, [(self, o.data), (o, self.data)])
+
+        __rmul__ = __mul__
+
+        def __neg__(self):
+            return self * -1.0
+
+        def __sub__(self, o):
+            return self + (-self._v(o))
+
+        def __rsub__(self, o):
+            return self._v(o) + (-self)
+
+        def __pow__(self, p):
+            return self._make(self.data ** p, [(self, p * self.data ** (p - 1))])
+
+        def __truediv__(self, o):
+            return self * self._v(o) ** -1
+
+        def __rtruediv__(self, o):
+            return self._v(o) * self ** -1
+
+        def exp(self):
+            e = math.exp(self.data)
+            return self._make(e, [(self, e)])
+
+        def log(self):
+            return self._make(math.log(self.data), [(self, 1.0 / self.data)])
+
+        def tanh(self):
+            t = math.tanh(self.data)
+            return self._make(t, [(self, 1.0 - t * t)])
+
+        def relu(self):
+            return self._make(max(self.data, 0.0), [(self, float(self.data > 0))])
+
+        def backward(self):
+            self.grad = 1.0
+            if mistake == "revisit":  # no topological order: a node's rule runs once per path
+                stack, steps = [self], 0
+                while stack:
+                    node = stack.pop()
+                    steps += 1
+                    if steps > 100_000:
+                        raise RuntimeError("too many visits")
+                    if node.rule:
+                        node.rule()
+                    stack.extend(node.children)
+                return
+            if mistake == "bfs":  # each node once, but in breadth-first order
+                queue, seen = [self], {id(self)}
+                for node in queue:
+                    if node.rule:
+                        node.rule()
+                    for c in node.children:
+                        if id(c) not in seen:
+                            seen.add(id(c))
+                            queue.append(c)
+                return
+            order, seen, stack = [], set(), [(self, False)]
+            while stack:
+                node, done = stack.pop()
+                if done:
+                    order.append(node)
+                elif id(node) not in seen:
+                    seen.add(id(node))
+                    stack.append((node, True))
+                    stack.extend((c, False) for c in node.children)
+            for node in reversed(order):
+                if node.rule:
+                    node.rule()
+
+    V.__name__ = f"Value_{mistake}"
+    return V
+
+
+_VALUE_HINTS = (
+    Hint(_scalar_value_class("overwrite"), "this matches setting a gradient with `=` instead of "
+         "accumulating it with `+=`: a node used twice (x + x, x * x, a node feeding two others) "
+         "must receive the sum of the gradients from all its uses."),
+    Hint(_scalar_value_class("revisit"), "this matches walking the graph without a topological "
+         "order: a node reached by two paths runs its backward rule twice and passes its "
+         "gradient on twice. Sort the nodes topologically (each node after all the nodes that "
+         "use it) and run each rule exactly once."),
+    Hint(_scalar_value_class("bfs"), "this matches visiting each node once but in breadth-first "
+         "order: a node's backward rule ran before all its users had added their gradient. "
+         "Use a topological order (reverse of a depth-first post-order)."),
+    Hint(_scalar_value_class("no_chain"), "this matches leaving out `out.grad` in a backward "
+         "rule: each local derivative must be multiplied by the gradient arriving from the "
+         "output (chain rule)."),
+)
+
+register(
+    Check("Value", "forward", "computes the data of every node of random expression graphs",
+          _value_forward_cases, _TorchValue, run=_run_forward),
+    Check("Value", "ops", "gives torch.autograd's gradient for each operation, reversed ones too",
+          _value_ops_cases, _TorchValue, run=_run_data_and_grads, hints=_VALUE_HINTS, points=2),
+    Check("Value", "shared_nodes", "accumulates gradients of nodes used several times",
+          _value_shared_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS, points=2),
+    Check("Value", "deep_chain", "backpropagates through 5,000 nodes without recursion",
+          _value_deep_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS),
+)

@@ -1,0 +1,153 @@
+"""Assignment 04: the activations relu, gelu and silu."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from primer.exercises._common import randn
+from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
+
+from .harness import _leaf
+
+# --------------------------------------------------------------------------- relu, gelu, silu
+
+_LARGE = [-1e4, -100.0, -50.0, -20.0, 20.0, 50.0, 100.0, 1e4]
+
+
+def _activation_cases(extra_kwargs: dict, with_zero: bool):
+    mode = "".join(f", {k}={v!r}" for k, v in extra_kwargs.items())
+
+    def cases(gen):
+        out = []
+        for shape, dtype, scale in [((200,), torch.float32, 3.0), ((4, 50), torch.float32, 1.0),
+                                    ((64,), torch.float64, 3.0)]:
+            x = randn(gen, *shape, dtype=dtype, scale=scale)
+            if with_zero:
+                x.view(-1)[:2] = 0.0
+            out.append(Case(f"{tuple(shape)} {str(dtype)[6:]}, scale {scale:g}{mode}", (x,),
+                            extra_kwargs))
+        large = torch.tensor(_LARGE) + randn(gen, len(_LARGE), scale=0.5)
+        out.append(Case(f"large inputs from -1e4 to 1e4{mode}", (large,), extra_kwargs))
+        return out
+    return cases
+
+
+def _run_activation_gradient(fn, case):
+    """dy/dx through autograd, for a random upstream gradient (so each element is checked).
+    No exact zeros here: ReLU's derivative at 0 is a convention (F.relu takes 0, clamp takes 1)."""
+    (x,) = case.args
+    x = _leaf(x)
+    y = fn(x, **case.kwargs)
+    g = torch.linspace(0.5, 2.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    y.backward(g)
+    return x.grad
+
+
+def _relu_leaky(x):
+    return F.leaky_relu(x, 0.01)
+
+
+def _relu_abs(x):
+    return x.abs()
+
+
+_RELU_HINTS = (
+    Hint(_relu_leaky, "this matches a leaky ReLU: negative inputs give exactly 0."),
+    Hint(_relu_abs, "this matches |x|: negative inputs give exactly 0."),
+)
+
+
+def _gelu_tanh_constant(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.0447 * x ** 3)))
+    return F.gelu(x)
+
+
+def _gelu_tanh_sqrt(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2) / math.pi * (x + 0.044715 * x ** 3)))
+    return F.gelu(x)
+
+
+def _gelu_sigmoid(x, approximate="none"):
+    return x * torch.sigmoid(1.702 * x)
+
+
+def _gelu_erf_unscaled(x, approximate="none"):
+    return 0.5 * x * (1 + torch.erf(x)) if approximate == "none" else F.gelu(x, approximate="tanh")
+
+
+def _gelu_always_exact(x, approximate="none"):
+    return F.gelu(x)
+
+
+def _gelu_always_tanh(x, approximate="none"):
+    return F.gelu(x, approximate="tanh")
+
+
+_GELU_HINTS = (
+    Hint(_gelu_tanh_constant, "this matches a wrong constant in the tanh approximation: it is "
+         "0.044715 (x + 0.044715 x³)."),
+    Hint(_gelu_tanh_sqrt, "this matches √2/π in the tanh approximation; the factor is √(2/π)."),
+    Hint(_gelu_sigmoid, "this matches the sigmoid approximation x·σ(1.702x); use the erf formula "
+         "(approximate='none') or the tanh formula (approximate='tanh')."),
+    Hint(_gelu_erf_unscaled, "this matches erf(x); the exact GELU is x·Φ(x) = "
+         "½x(1 + erf(x/√2))."),
+    Hint(_gelu_always_exact, "this matches the exact (erf) GELU: with approximate='tanh' use the "
+         "tanh formula."),
+    Hint(_gelu_always_tanh, "this matches the tanh approximation: with approximate='none' (the "
+         "default) use the exact erf formula."),
+)
+
+
+def _silu_exp_ratio(x):
+    return x * torch.exp(x) / (1 + torch.exp(x))
+
+
+def _silu_over_exp(x):
+    return x / (1 + torch.exp(-x))
+
+
+def _silu_sigmoid_only(x):
+    return torch.sigmoid(x)
+
+
+_SILU_HINTS = (
+    Hint(_silu_exp_ratio, "exp(x) overflows to inf for x > 88 in float32 and inf/inf is NaN: "
+         "use torch.sigmoid (x * torch.sigmoid(x)), which is stable at both ends."),
+    Hint(_silu_over_exp, "the value is right but the gradient is NaN for very negative x: "
+         "exp(-x) overflows to inf, and autograd computes inf/inf. x * torch.sigmoid(x) is "
+         "stable."),
+    Hint(_silu_sigmoid_only, "this matches σ(x); SiLU is x·σ(x)."),
+)
+
+register(
+    Check("relu", "values", "matches F.relu, including zeros and large inputs",
+          _activation_cases({}, with_zero=True), F.relu, hints=_RELU_HINTS, single_threaded=True),
+    Check("relu", "gradient", "its gradient (through autograd) matches F.relu's",
+          _activation_cases({}, with_zero=False), F.relu, run=_run_activation_gradient,
+          hints=_RELU_HINTS, single_threaded=True),
+    Check("gelu", "exact", "approximate='none' (the default) matches F.gelu, via erf",
+          _activation_cases({}, with_zero=True), F.gelu, hints=_GELU_HINTS, single_threaded=True),
+    Check("gelu", "tanh", "approximate='tanh' matches F.gelu(x, approximate='tanh')",
+          _activation_cases({"approximate": "tanh"}, with_zero=True), F.gelu, hints=_GELU_HINTS,
+          single_threaded=True),
+    Check("gelu", "gradient", "its gradient (through autograd) matches F.gelu's, in both modes",
+          lambda gen: (_activation_cases({}, with_zero=False)(gen)
+                       + _activation_cases({"approximate": "tanh"}, with_zero=False)(gen)),
+          F.gelu, run=_run_activation_gradient, hints=_GELU_HINTS, single_threaded=True),
+    Check("silu", "values", "matches F.silu, including large positive and negative inputs",
+          _activation_cases({}, with_zero=True), F.silu, hints=_SILU_HINTS, single_threaded=True),
+    Check("silu", "gradient", "its gradient (through autograd) matches F.silu's, and is finite",
+          _activation_cases({}, with_zero=False), F.silu, run=_run_activation_gradient,
+          hints=_SILU_HINTS, single_threaded=True),
+)
+
+# What the notebook names as the references, not to be called by the answers.
+for _activation in ("relu", "gelu", "silu"):
+    forbid(_activation, "torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.nn.GELU",
+           "torch.nn.functional.silu")

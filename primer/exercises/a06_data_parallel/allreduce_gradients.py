@@ -1,0 +1,131 @@
+"""allreduce_gradients: the average gradient on every rank, so that K data-parallel steps equal K
+single-process steps on the full batch."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from primer.exercises._common import seed_from
+from primer.grading import Case, Check, Hint, register
+from primer.launch import launch
+
+from .launches import (
+    CHECK_TIMEOUT,
+    LAUNCH_TIMEOUT,
+    _data,
+    _numpy,
+    _reference,
+    _reference_cached,
+    _seeded_model,
+    _shard,
+    _tensors,
+)
+
+_WIDTHS = (6, 16, 16, 3)
+
+
+@_reference
+def _reference_allreduce_gradients(model: nn.Module) -> None:
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+
+
+class _FullBatch:
+    """The reference of `matches_single_process`: one process trains on the whole batch."""
+
+    def __repr__(self):
+        return "single-process full-batch training"
+
+
+FULL_BATCH = _FullBatch()
+
+
+def _gradients_worker(rank, world_size, fn, seed, frozen):
+    model = _seeded_model(seed, *_WIDTHS)
+    if frozen:
+        model[0].bias.requires_grad_(False)  # a frozen parameter has no gradient
+    x, y = _data(seed + 1, 4 * world_size, _WIDTHS[0], _WIDTHS[-1])
+    F.mse_loss(model(_shard(x, rank, world_size)), _shard(y, rank, world_size)).backward()
+    fn(model)
+    return [None if p.grad is None else p.grad.numpy().copy() for p in model.parameters()]
+
+
+@_reference_cached
+def _run_gradients(fn, case: Case):
+    world_size, seed, frozen = case.args
+    return _tensors(launch(_gradients_worker, world_size, fn, seed, frozen, timeout=LAUNCH_TIMEOUT))
+
+
+def _train(model, x, y, steps: int, sync: Callable | None):
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.mse_loss(model(x), y).backward()
+        if sync is not None:
+            sync(model)
+        opt.step()
+    return _numpy(model.parameters())
+
+
+def _training_worker(rank, world_size, fn, seed, steps):
+    model = _seeded_model(seed, *_WIDTHS)
+    x, y = _data(seed + 1, 4 * world_size, _WIDTHS[0], _WIDTHS[-1])
+    return _train(model, _shard(x, rank, world_size), _shard(y, rank, world_size), steps, fn)
+
+
+def _run_training(fn, case: Case):
+    """K steps of SGD; returns every rank's parameters afterwards."""
+    world_size, seed, steps = case.args
+    if fn is FULL_BATCH:  # the derivation: the same K steps in one process on the whole batch
+        model = _seeded_model(seed, *_WIDTHS)
+        x, y = _data(seed + 1, 4 * world_size, _WIDTHS[0], _WIDTHS[-1])
+        return _tensors([_train(model, x, y, steps, None)] * world_size)
+    return _tensors(launch(_training_worker, world_size, fn, seed, steps, timeout=LAUNCH_TIMEOUT))
+
+
+def _gradient_cases(gen):
+    return [Case("2 ranks", (2, seed_from(gen), False)),
+            Case("3 ranks, one parameter frozen (its .grad is None)", (3, seed_from(gen), True))]
+
+
+def _training_cases(gen):
+    return [Case(f"{w} ranks, 5 SGD steps on shards of a batch of {4 * w}", (w, seed_from(gen), 5))
+            for w in (2, 3)]
+
+
+def _allreduce_sum(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+
+
+def _allreduce_reduce_to_rank0(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.reduce(p.grad, dst=0)
+            if dist.get_rank() == 0:
+                p.grad /= dist.get_world_size()
+
+
+_ALLREDUCE_HINTS = (
+    Hint(_allreduce_sum, "this matches summing the gradients: divide by the world size to get "
+         "the average (or use op=ReduceOp.AVG)."),
+    Hint(_allreduce_reduce_to_rank0, "only rank 0 received the averaged gradient (dist.reduce): "
+         "use dist.all_reduce so that every rank takes the same step."),
+)
+
+register(
+    Check("allreduce_gradients", "averages", "leaves the average gradient over ranks on every rank",
+          _gradient_cases, _reference_allreduce_gradients, run=_run_gradients,
+          hints=_ALLREDUCE_HINTS, timeout=CHECK_TIMEOUT, points=2),
+    Check("allreduce_gradients", "matches_single_process",
+          "K data-parallel steps on shards equal K single-process steps on the full batch",
+          _training_cases, FULL_BATCH, run=_run_training, hints=_ALLREDUCE_HINTS,
+          timeout=CHECK_TIMEOUT, points=2),
+)

@@ -1,0 +1,173 @@
+"""ring_allreduce: a sum all-reduce from point-to-point sends only; its sums and its traffic."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+
+from primer.exercises._common import seed_from
+from primer.grading import Case, Check, Hint, register
+from primer.launch import launch
+from primer.rules import forbid
+
+from .launches import CHECK_TIMEOUT, LAUNCH_TIMEOUT, _reference, _reference_cached
+
+# The collectives, saved before the ring check replaces them (the reference uses the real one).
+_ALL_REDUCE = dist.all_reduce
+
+_FORBIDDEN = ("all_reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
+              "reduce_scatter_tensor", "broadcast", "reduce", "all_to_all", "all_to_all_single",
+              "gather", "scatter", "all_gather_object", "broadcast_object_list")
+
+
+@_reference
+def _reference_ring(tensor: torch.Tensor) -> torch.Tensor:
+    _ALL_REDUCE(tensor)  # torch's own sum all-reduce (the saved function: see _ring_worker)
+    return tensor
+
+
+class _RingDefinition:
+    """The reference of `traffic`: what a ring sends, by its definition (see _run_ring_traffic)."""
+
+    def __repr__(self):
+        return "the ring algorithm's traffic"
+
+
+RING_DEFINITION = _RingDefinition()
+
+
+def _forbid_collectives() -> None:
+    """In a worker: collectives raise, so that ring_allreduce can use point-to-point only."""
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise RuntimeError(f"ring_allreduce may use only dist.isend, dist.irecv, dist.send "
+                               f"and dist.recv; it called dist.{name}")
+        return call
+    for name in _FORBIDDEN:
+        setattr(dist, name, forbidden(name))
+
+
+def _record_sends() -> list[tuple[int, int]]:
+    """In a worker: remember (destination, number of elements) of every send."""
+    from torch.distributed import distributed_c10d
+
+    sent: list[tuple[int, int]] = []
+    for name in ("send", "isend"):
+        original = getattr(distributed_c10d, name)
+
+        def recording(tensor, dst=None, *args, _original=original, **kwargs):
+            sent.append((int(dst if dst is not None else kwargs.get("group_dst", -1)),
+                         tensor.numel()))
+            return _original(tensor, dst, *args, **kwargs)
+        # Both names: P2POp (batch_isend_irecv) accepts only distributed_c10d's own isend.
+        setattr(dist, name, recording)
+        setattr(distributed_c10d, name, recording)
+    return sent
+
+
+def _ring_worker(rank, world_size, fn, shape, seed):
+    g = torch.Generator().manual_seed(seed + rank)
+    tensor = torch.randn(*shape, generator=g)
+    _forbid_collectives()  # the workers are forked: this changes nothing in the notebook
+    sent = _record_sends()
+    fn(tensor)
+    return {"tensor": tensor.numpy().copy(), "sent": sent}
+
+
+@_reference_cached
+def _run_ring(fn, case: Case):
+    world_size, shape, seed = case.args
+    results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
+    return [torch.from_numpy(r["tensor"]) for r in results]
+
+
+_TRAFFIC = ("sends to one neighbour only", "no message larger than ⌈n/W⌉ elements",
+            "at most 2(W−1)·⌈n/W⌉ elements sent per rank")
+
+
+def _run_ring_traffic(fn, case: Case):
+    """Properties of what each rank sent. A ring, by definition, sends 2(W−1) messages of at most
+    ⌈n/W⌉ elements, all to the next rank; sending whole tensors, or everything to one rank that
+    sums and sends back, is correct but is not a ring and moves more data."""
+    world_size, shape, seed = case.args
+    if fn is RING_DEFINITION:
+        return {key: True for key in _TRAFFIC}
+    results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
+    n, chunk = math.prod(shape), math.ceil(math.prod(shape) / world_size)
+    sends = [r["sent"] for r in results]
+    return {
+        _TRAFFIC[0]: all(len({dst for dst, _ in s}) <= 1 for s in sends),
+        _TRAFFIC[1]: all(size <= chunk for s in sends for _, size in s) and n > 0,
+        _TRAFFIC[2]: all(sum(size for _, size in s) <= 2 * (world_size - 1) * chunk for s in sends),
+    }
+
+
+def _ring_cases(specs):
+    def cases(gen):
+        return [Case(f"{w} ranks, tensor of shape {shape}", (w, shape, seed_from(gen)))
+                for w, shape in specs]
+    return cases
+
+
+def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True):
+    """A ring with one thing wrong (the hints below)."""
+    def ring(tensor):
+        rank, world = dist.get_rank(), dist.get_world_size()
+        flat = tensor.view(-1)
+        if drop_remainder:
+            size = flat.numel() // world
+            chunks = [flat[i * size:(i + 1) * size] for i in range(world)]
+        else:
+            chunks = list(flat.tensor_split(world))
+        right, left = (rank + 1) % world, (rank - 1) % world
+        for step in range(world - 1):
+            send, recv = (rank - step) % world, (rank - step - 1) % world
+            request = dist.isend(chunks[send], right)
+            incoming = torch.empty_like(chunks[recv])
+            dist.recv(incoming, left)
+            request.wait()
+            chunks[recv] += incoming
+        if gather:
+            for step in range(world - 1):
+                send, recv = (rank + all_gather_start - step) % world, (rank - step) % world
+                request = dist.isend(chunks[send].clone(), right)
+                incoming = torch.empty_like(chunks[recv])
+                dist.recv(incoming, left)
+                request.wait()
+                chunks[recv].copy_(incoming)
+        return tensor
+    return ring
+
+
+def _ring_unchanged(tensor):
+    return tensor.clone()
+
+
+_RING_HINTS = (
+    Hint(_ring_unchanged, "your tensor was not changed: ring_allreduce sums in place, into the "
+         "tensor it is given (like dist.all_reduce)."),
+    Hint(_ring_mistake(gather=False), "only one chunk per rank holds the full sum: after the "
+         "reduce-scatter phase, an all-gather phase must pass the finished chunks around the ring."),
+    Hint(_ring_mistake(all_gather_start=0), "this matches an all-gather that starts from the "
+         "wrong chunk: after reduce-scatter, rank r holds the complete sum of chunk (r + 1) mod W; "
+         "that is the chunk to send first."),
+    Hint(_ring_mistake(drop_remainder=True), "the last n mod W elements were not summed: when W "
+         "does not divide n, the chunks differ in size (tensor_split, or sizes ⌈n/W⌉ and ⌊n/W⌋)."),
+)
+
+register(
+    Check("ring_allreduce", "two_ranks", "sums like dist.all_reduce on 2 ranks",
+          _ring_cases([(2, (8,)), (2, (1001,))]), _reference_ring, run=_run_ring,
+          hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
+    Check("ring_allreduce", "uneven", "sums like dist.all_reduce on 3 and 4 ranks, any size",
+          _ring_cases([(3, (10,)), (4, (7,)), (4, (5, 3)), (3, (2,))]), _reference_ring,
+          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
+    Check("ring_allreduce", "traffic", "sends 2(W−1) chunks of ⌈n/W⌉ elements to the next rank",
+          _ring_cases([(3, (12,)), (4, (10,))]), RING_DEFINITION, run=_run_ring_traffic,
+          timeout=CHECK_TIMEOUT),
+)
+
+# The ring replaces gloo's all-reduce.
+forbid("ring_allreduce", "torch.distributed.all_reduce", "torch.distributed.distributed_c10d.all_reduce")

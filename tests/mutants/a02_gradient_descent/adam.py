@@ -1,0 +1,243 @@
+"""Assignment 02, Adam and AdamW: mistakes a learner might make, and correct answers written
+differently. Most mutants are made by _adam_class, one parameterised Adam/AdamW."""
+
+import math
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+# --------------------------------------------------------------------------- Adam
+
+
+def _adam_class(name, *, bias=True, from_zero=False, eps_inside=False, decoupled=False,
+                l2=True, global_t=False, decay_after=False, default_wd=0.0, python_floats=False):
+    """Build an Adam/AdamW variant (used for the mutants below; not pasted into notebooks)."""
+
+    class Variant(torch.optim.Optimizer):
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=default_wd):
+            super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+            self.t = 0
+
+        @torch.no_grad()
+        def step(self):
+            for group in self.param_groups:
+                lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    s = self.state[p]
+                    if not s:
+                        s["t"], s["m"], s["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                    if global_t:
+                        self.t += 1
+                        t = self.t
+                    elif from_zero:
+                        t = s["t"]
+                        s["t"] += 1
+                    else:
+                        s["t"] += 1
+                        t = s["t"]
+                    g = p.grad
+                    if decoupled and not decay_after:
+                        p.mul_(1 - lr * wd)
+                    elif l2 and not decoupled:
+                        g = g + wd * p
+                    s["m"] = b1 * s["m"] + (1 - b1) * g
+                    s["v"] = b2 * s["v"] + (1 - b2) * g * g
+                    if bias and python_floats:
+                        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+                        step_size = lr / c1  # ZeroDivisionError when t = 0
+                        update = step_size * s["m"] / ((s["v"] / c2).sqrt() + eps)
+                    else:
+                        m_hat = s["m"] / (1 - b1 ** t) if bias else s["m"]
+                        v_hat = s["v"] / (1 - b2 ** t) if bias else s["v"]
+                        denom = (v_hat + eps).sqrt() if eps_inside else v_hat.sqrt() + eps
+                        update = lr * m_hat / denom
+                    p.sub_(update)
+                    if decoupled and decay_after:
+                        p.mul_(1 - lr * wd)
+
+    Variant.__name__ = Variant.__qualname__ = name
+    return Variant
+
+
+mutant("Adam", hint="without bias correction", fails=("first_step",))(
+    _adam_class("AdamNoBiasCorrection", bias=False))
+mutant("Adam", hint="t = 0 at the first step", fails=("first_step",))(
+    _adam_class("AdamBiasFromStepZero", from_zero=True))
+mutant("Adam", fails=("first_step", "trajectory"))(
+    _adam_class("AdamBiasFromStepZeroFloats", from_zero=True, python_floats=True))
+mutant("Adam", hint="inside the square root", fails=("trajectory",))(
+    _adam_class("AdamEpsInsideSqrt", eps_inside=True))
+mutant("Adam", hint="decoupled decay", fails=("weight_decay",))(
+    _adam_class("AdamDecoupledDecay", decoupled=True))
+mutant("Adam", hint="one step counter shared", fails=("trajectory",))(
+    _adam_class("AdamGlobalStepCounter", global_t=True))
+mutant("Adam", fails=("weight_decay",))(_adam_class("AdamIgnoresDecay", l2=False))
+
+
+@mutant("Adam", fails=("trajectory",))
+class AdamAbsNotSquare(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                s = self.state.setdefault(p, {})
+                if not s:
+                    s.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                s["t"] += 1
+                g = p.grad + group["weight_decay"] * p
+                s["m"].mul_(b1).add_((1 - b1) * g)
+                s["v"].mul_(b2).add_((1 - b2) * g.abs())
+                m_hat, v_hat = s["m"] / (1 - b1 ** s["t"]), s["v"] / (1 - b2 ** s["t"])
+                p.sub_(group["lr"] * m_hat / (v_hat + group["eps"]))
+
+
+@alternative("Adam")
+class AdamTorchStyle(torch.optim.Optimizer):
+    """torch's own arrangement: lerp_, addcmul_, bias corrections folded into addcdiv_."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                step = state["step"].item()
+                grad = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                state["exp_avg"].lerp_(grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bias_correction1 = 1 - beta1 ** step
+                bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+                denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
+                p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / bias_correction1)
+
+
+@alternative("Adam")
+class AdamOnePerStep(torch.optim.Optimizer):
+    """One step counter for the whole optimizer, advanced once per step(): also correct."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.steps_taken = 0
+
+    def step(self):
+        self.steps_taken += 1
+        t = self.steps_taken
+        with torch.no_grad():
+            for group in self.param_groups:
+                b1, b2 = group["betas"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    g = p.grad + group["weight_decay"] * p
+                    m = self.state[p].get("m", torch.zeros_like(p))
+                    v = self.state[p].get("v", torch.zeros_like(p))
+                    m = b1 * m + (1 - b1) * g
+                    v = b2 * v + (1 - b2) * g ** 2
+                    self.state[p]["m"], self.state[p]["v"] = m, v
+                    p -= group["lr"] * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + group["eps"])
+
+
+# --------------------------------------------------------------------------- AdamW
+
+
+mutant("AdamW", hint="routing the decay through the gradient", fails=("decoupled_decay",))(
+    _adam_class("AdamWDecayThroughGradient", default_wd=0.01))
+mutant("AdamW", hint="without bias correction", fails=("trajectory",))(
+    _adam_class("AdamWNoBiasCorrection", bias=False, decoupled=True, default_wd=0.01))
+mutant("AdamW", fails=("trajectory",))(
+    _adam_class("AdamWDecayAfterUpdate", decoupled=True, decay_after=True, default_wd=0.01))
+mutant("AdamW", fails=("trajectory", "decoupled_decay"))(
+    _adam_class("AdamWDefaultDecayZero", decoupled=True, default_wd=0.0))
+mutant("AdamW", hint="inside the square root", fails=("trajectory",))(
+    _adam_class("AdamWEpsInsideSqrt", eps_inside=True, decoupled=True, default_wd=0.01))
+
+
+@mutant("AdamW", hint="p ← p·(1 − wd)", fails=("decoupled_decay",))
+class AdamWDecayWithoutLR(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                s = self.state[p]
+                if not s:
+                    s.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                s["t"] += 1
+                p.mul_(1 - group["weight_decay"])
+                s["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
+                s["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m_hat, v_hat = s["m"] / (1 - b1 ** s["t"]), s["v"] / (1 - b2 ** s["t"])
+                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+
+@alternative("AdamW")
+class AdamWSubtractDecay(torch.optim.Optimizer):
+    """Decay written as p − lr·wd·p, and the update with addcdiv_."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if "step" not in st:
+                    st["step"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                st["step"] += 1
+                p.add_(p, alpha=-lr * wd)
+                st["m"].mul_(b1).add_(p.grad * (1 - b1))
+                st["v"].mul_(b2).add_(p.grad.square() * (1 - b2))
+                denom = (st["v"] / (1 - b2 ** st["step"])).sqrt().add_(eps)
+                p.addcdiv_(st["m"], denom, value=-lr / (1 - b1 ** st["step"]))
+
+
+@alternative("AdamW")
+class AdamWOneUpdate(torch.optim.Optimizer):
+    """The whole update in one expression from θ_{t−1}: θ − lr·(m̂/(√v̂+ε) + wd·θ)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                t = st["t"] = st.get("t", 0) + 1
+                st["m"] = b1 * st.get("m", 0) + (1 - b1) * p.grad
+                st["v"] = b2 * st.get("v", 0) + (1 - b2) * p.grad * p.grad
+                m_hat, v_hat = st["m"] / (1 - b1 ** t), st["v"] / (1 - b2 ** t)
+                p.copy_(p - group["lr"] * (m_hat / (v_hat.sqrt() + group["eps"])
+                                           + group["weight_decay"] * p))

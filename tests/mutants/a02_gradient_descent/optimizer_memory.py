@@ -1,0 +1,76 @@
+"""Assignment 02, optimizer_state_bytes and training_bytes_per_param: mistakes a learner might
+make, and correct answers written differently."""
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+# --------------------------------------------------------------------------- optimizer memory
+
+
+@mutant("optimizer_state_bytes", hint="step counters", fails=("after_step",))
+def state_bytes_without_step(optimizer):
+    return sum(t.numel() * t.element_size() for s in optimizer.state.values()
+               for k, t in s.items() if k != "step" and torch.is_tensor(t))
+
+
+@mutant("optimizer_state_bytes", hint="counting elements", fails=("after_step",))
+def state_numel(optimizer):
+    return sum(t.numel() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+
+
+@mutant("optimizer_state_bytes", hint="4 bytes per element", fails=("edge_cases",))
+def state_assumes_float32(optimizer):
+    return sum(4 * t.numel() for s in optimizer.state.values() for t in s.values()
+               if torch.is_tensor(t))
+
+
+@mutant("optimizer_state_bytes", hint="bytes of the parameters themselves")
+def state_counts_parameters(optimizer):
+    return sum(p.numel() * p.element_size() for g in optimizer.param_groups for p in g["params"])
+
+
+@alternative("optimizer_state_bytes")
+def state_bytes_from_state_dict(optimizer):
+    total = 0
+    for per_param in optimizer.state_dict()["state"].values():
+        total += sum(v.nbytes for v in per_param.values() if isinstance(v, torch.Tensor))
+    return total
+
+
+@alternative("optimizer_state_bytes")
+def state_bytes_by_dtype(optimizer):
+    tensors = [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+    bits = sum(v.numel() * torch.finfo(v.dtype).bits if v.is_floating_point()
+               else v.numel() * torch.iinfo(v.dtype).bits for v in tensors)
+    return bits // 8
+
+
+@mutant("training_bytes_per_param", hint="without the gradients")
+def training_no_grads(optimizer, param_bytes=4):
+    return param_bytes * {"sgd": 1, "momentum": 2, "adam": 3, "adamw": 3}[optimizer]
+
+
+@mutant("training_bytes_per_param", hint="state alone")
+def training_state_only(optimizer, param_bytes=4):
+    return param_bytes * {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[optimizer]
+
+
+@mutant("training_bytes_per_param", hint="4 bytes per number", fails=("any_precision",))
+def training_fixed_float32(optimizer, param_bytes=4):
+    return {"sgd": 8, "momentum": 12, "adam": 16, "adamw": 16}[optimizer]
+
+
+@mutant("training_bytes_per_param")
+def training_adamw_three_buffers(optimizer, param_bytes=4):
+    return param_bytes * {"sgd": 2, "momentum": 3, "adam": 4, "adamw": 5}[optimizer]
+
+
+@alternative("training_bytes_per_param")
+def training_if_chain(optimizer, param_bytes=4):
+    weights_and_grads = 2 * param_bytes
+    if optimizer == "sgd":
+        return weights_and_grads
+    if optimizer == "momentum":
+        return weights_and_grads + param_bytes
+    return weights_and_grads + 2 * param_bytes

@@ -1,0 +1,99 @@
+"""Assignment 02, the learning-rate schedules: mistakes a learner might make, and correct answers
+written differently."""
+
+import math
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+# --------------------------------------------------------------------------- LR schedules
+#
+# Mutants of the three schedules are built from one parameterised closed form; each has the
+# learner-facing signature of its exercise.
+
+_SIGNATURES = {
+    "lr_warmup_cosine": "cosine",
+    "lr_warmup_linear": "linear",
+    "lr_warmup_constant_cooldown": "constant",
+}
+
+
+def _schedule(kind, *, warmup="plus_one", end_shift=0, hold=True, floor_zero=False,
+              cosine_shift=0):
+    def lr(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
+        W, T = warmup_steps, total_steps - end_shift
+        floor = 0.0 if floor_zero else min_lr
+        if step < W:
+            if warmup == "plus_one":
+                return max_lr * (step + 1) / W
+            if warmup == "from_zero":
+                return max_lr * step / W
+            return max_lr * (step + 1) / (W + 1)
+        if step > T and hold:
+            return floor
+        if kind == "cosine":
+            p = (step - W + cosine_shift) / (T - W)
+            return floor + (max_lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
+        start = W if kind == "linear" else T - cooldown_steps
+        if step <= start:
+            return max_lr
+        return max_lr - (max_lr - floor) * (step - start) / (T - start)
+    return lr
+
+
+def _register_schedule_mutants():
+    for exercise, kind in _SIGNATURES.items():
+        variants = [
+            ("warmup_from_zero", "starts at 0", ("warmup",), dict(warmup="from_zero")),
+            ("warmup_over_w_plus_one", None, ("warmup",), dict(warmup="w_plus_one")),
+            ("ends_one_step_early", "one step early", ("decay",), dict(end_shift=1)),
+            ("does_not_hold_min", "stay at min_lr", ("decay",), dict(hold=False)),
+            ("decays_to_zero", "decaying to 0", ("decay",), dict(floor_zero=True)),
+        ]
+        if kind == "cosine":
+            variants.append(("cosine_shifted", None, ("decay",), dict(cosine_shift=1)))
+        for name, hint, fails, options in variants:
+            fn = _schedule(kind, **options)
+            fn.__name__ = f"{exercise}_{name}"
+            mutant(exercise, hint=hint, fails=fails)(fn)
+
+
+_register_schedule_mutants()
+
+
+@alternative("lr_warmup_cosine")
+def cosine_clamped(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) * max_lr / warmup_steps
+    t = min(step, total_steps) - warmup_steps
+    span = total_steps - warmup_steps
+    return 0.5 * (max_lr + min_lr) + 0.5 * (max_lr - min_lr) * math.cos(math.pi * t / span)
+
+
+@alternative("lr_warmup_cosine")
+def cosine_as_tensor(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    """Returns 0-dimensional float64 tensors instead of Python floats."""
+    if step < warmup_steps:
+        return torch.tensor((step + 1) / warmup_steps * max_lr, dtype=torch.float64)
+    p = torch.tensor(min(step, total_steps) - warmup_steps, dtype=torch.float64)
+    p = p / (total_steps - warmup_steps)
+    return min_lr + (max_lr - min_lr) * (1 + torch.cos(math.pi * p)) / 2
+
+
+@alternative("lr_warmup_linear")
+def linear_interpolated(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    frac = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return (1 - frac) * max_lr + frac * min_lr
+
+
+@alternative("lr_warmup_constant_cooldown")
+def constant_cooldown_with_min(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    remaining = max(total_steps - step, 0)  # steps left until the end of the run
+    if remaining >= cooldown_steps:
+        return max_lr
+    return min_lr + (max_lr - min_lr) * remaining / cooldown_steps

@@ -1,0 +1,135 @@
+"""numerical_gradient and gradient_check: mistakes a learner might make, and correct answers."""
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+# --------------------------------------------------------------------------- numerical_gradient
+
+
+@mutant("numerical_gradient", hint="forward differences", fails=("values",))
+def numgrad_forward_difference(f, x, eps=1e-6):
+    x = x.clone()
+    g = torch.zeros_like(x)
+    f0 = f(x).item()
+    for i in range(x.numel()):
+        old = x.view(-1)[i].item()
+        x.view(-1)[i] = old + eps
+        g.view(-1)[i] = (f(x).item() - f0) / eps
+        x.view(-1)[i] = old
+    return g
+
+
+@mutant("numerical_gradient", hint="changed x", fails=("input_unchanged",))
+def numgrad_add_subtract_in_place(f, x, eps=1e-6):
+    g = torch.zeros_like(x)
+    flat = x.view(-1)
+    for i in range(x.numel()):
+        flat[i] += eps
+        plus = f(x).item()
+        flat[i] -= 2 * eps
+        minus = f(x).item()
+        flat[i] += eps
+        g.view(-1)[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+@mutant("numerical_gradient", fails=("values",))
+def numgrad_float32(f, x, eps=1e-6):
+    x32 = x.float().clone()
+    g = torch.zeros_like(x32)
+    for i in range(x32.numel()):
+        e = torch.zeros_like(x32).view(-1)
+        e[i] = eps
+        g.view(-1)[i] = (f(x32 + e.view_as(x32)) - f(x32 - e.view_as(x32))) / (2 * eps)
+    return g.to(x.dtype)
+
+
+@mutant("numerical_gradient", fails=("values", "any_shape"))
+def numgrad_divides_by_eps(f, x, eps=1e-6):
+    g = torch.zeros_like(x)
+    for i in range(x.numel()):
+        e = torch.zeros(x.numel(), dtype=x.dtype)
+        e[i] = eps
+        e = e.view_as(x)
+        g.view(-1)[i] = (f(x + e) - f(x - e)) / eps
+    return g
+
+
+@mutant("numerical_gradient", fails=("any_shape",))
+def numgrad_flat_output(f, x, eps=1e-6):
+    out = []
+    for i in range(x.numel()):
+        e = torch.zeros(x.numel(), dtype=x.dtype)
+        e[i] = eps
+        out.append((f(x + e.view_as(x)) - f(x - e.view_as(x))).item() / (2 * eps))
+    return torch.tensor(out, dtype=x.dtype)
+
+
+@alternative("numerical_gradient")
+def numgrad_with_basis(f, x, eps=1e-6):
+    basis = torch.eye(x.numel(), dtype=x.dtype) * eps
+    values = [(f(x + b.view_as(x)) - f(x - b.view_as(x))) / (2 * eps) for b in basis]
+    return torch.stack(values).view_as(x)
+
+
+@alternative("numerical_gradient")
+def numgrad_restores_saved_value(f, x, eps=1e-6):
+    flat = x.view(-1)  # perturbs x itself, and puts every entry back exactly
+    grad = torch.empty_like(flat)
+    for i in range(flat.numel()):
+        saved = flat[i].clone()
+        flat[i] = saved + eps
+        up = float(f(x))
+        flat[i] = saved - eps
+        down = float(f(x))
+        flat[i] = saved
+        grad[i] = (up - down) / (2 * eps)
+    return grad.view(x.shape)
+
+
+# --------------------------------------------------------------------------- gradient_check
+
+
+def _central(f, x, eps=1e-6):
+    g = torch.zeros_like(x)
+    for i in range(x.numel()):
+        e = torch.zeros(x.numel(), dtype=x.dtype)
+        e[i] = eps
+        e = e.view_as(x)
+        g.view(-1)[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+def _analytic(f, x):
+    xr = x.detach().clone().requires_grad_(True)
+    return torch.autograd.grad(f(xr), xr)[0]
+
+
+@mutant("gradient_check", hint="absolute", fails=("finds_bugs",))
+def gradcheck_absolute_error(f, x):
+    return (_analytic(f, x) - _central(f, x)).abs().max().item()
+
+
+@mutant("gradient_check", hint="mean", fails=("finds_bugs",))
+def gradcheck_mean_error(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).abs() / torch.maximum(a.abs(), n.abs()).clamp_min(1e-12)).mean().item()
+
+
+@mutant("gradient_check", fails=("finds_bugs",))
+def gradcheck_relative_to_numeric(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).abs() / n.abs().clamp_min(1e-12)).max().item()
+
+
+@mutant("gradient_check", fails=("finds_bugs",))
+def gradcheck_always_zero(f, x):
+    return 0.0
+
+
+@alternative("gradient_check")
+def gradcheck_python_loop(f, x):
+    a = _analytic(f, x).reshape(-1).tolist()
+    n = _central(f, x).reshape(-1).tolist()
+    return max(abs(ai - ni) / max(abs(ai), abs(ni), 1e-12) for ai, ni in zip(a, n))

@@ -1,0 +1,97 @@
+"""mlp_forward and mlp_backward: mistakes a learner might make, and correct answers."""
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+# --------------------------------------------------------------------------- mlp_forward
+
+
+@mutant("mlp_forward", fails=("output",))
+def mlp_forward_no_relu(x, params):
+    z = x @ params["W1"].T + params["b1"]
+    return z @ params["W2"].T + params["b2"], (x, z, z, params)
+
+
+@mutant("mlp_forward", fails=("cache",))
+def mlp_forward_cache_swapped(x, params):
+    z = x @ params["W1"].T + params["b1"]
+    h = z.clamp(min=0)
+    return h @ params["W2"].T + params["b2"], (x, h, z, params)
+
+
+@mutant("mlp_forward", fails=("output", "cache"))
+def mlp_forward_untransposed(x, params):
+    z = x @ params["W1"] + params["b1"]
+    h = torch.relu(z)
+    return h @ params["W2"] + params["b2"], (x, z, h, params)
+
+
+@alternative("mlp_forward")
+def mlp_forward_addmm(x, params):
+    z = torch.addmm(params["b1"], x, params["W1"].t())
+    h = z.clamp(min=0)
+    return torch.addmm(params["b2"], h, params["W2"].t()), (x, z, h, params)
+
+
+# --------------------------------------------------------------------------- mlp_backward
+
+
+@mutant("mlp_backward", hint="transposed weight gradient", fails=("output_layer", "hidden_layer"))
+def mlp_backward_transposed(dout, cache):
+    x, z, h, p = cache
+    dz = (dout @ p["W2"]) * (z > 0)
+    return {"W2": h.T @ dout, "b2": dout.sum(0), "W1": x.T @ dz, "b1": dz.sum(0), "x": dz @ p["W1"]}
+
+
+@mutant("mlp_backward", hint="leaving out the ReLU", fails=("hidden_layer", "input"))
+def mlp_backward_no_mask(dout, cache):
+    x, z, h, p = cache
+    dz = dout @ p["W2"]
+    return {"W2": dout.T @ h, "b2": dout.sum(0), "W1": dz.T @ x, "b1": dz.sum(0), "x": dz @ p["W1"]}
+
+
+@mutant("mlp_backward", hint="averaging the bias", fails=("output_layer", "hidden_layer"))
+def mlp_backward_bias_mean(dout, cache):
+    x, z, h, p = cache
+    dz = (dout @ p["W2"]) * (z > 0)
+    return {"W2": dout.T @ h, "b2": dout.mean(0), "W1": dz.T @ x, "b1": dz.mean(0), "x": dz @ p["W1"]}
+
+
+@mutant("mlp_backward", fails=("hidden_layer", "input"))
+def mlp_backward_mask_from_gradient(dout, cache):
+    x, z, h, p = cache
+    dh = dout @ p["W2"]
+    dz = dh * (dh > 0)
+    return {"W2": dout.T @ h, "b2": dout.sum(0), "W1": dz.T @ x, "b1": dz.sum(0), "x": dz @ p["W1"]}
+
+
+@mutant("mlp_backward", fails=("input",))
+def mlp_backward_input_unmasked(dout, cache):
+    x, z, h, p = cache
+    dh = dout @ p["W2"]
+    dz = dh * (z > 0)
+    return {"W2": dout.T @ h, "b2": dout.sum(0), "W1": dz.T @ x, "b1": dz.sum(0), "x": dh @ p["W1"]}
+
+
+@mutant("mlp_backward", fails=("output_layer", "hidden_layer", "input"))
+def mlp_backward_with_autograd(dout, cache):
+    x, z, h, p = cache
+    leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+    out = torch.relu(x @ leaves["W1"].T + leaves["b1"]) @ leaves["W2"].T + leaves["b2"]
+    grads = torch.autograd.grad(out, list(leaves.values()), dout)
+    return dict(zip(leaves, grads))
+
+
+@alternative("mlp_backward")
+def mlp_backward_einsum(dout, cache):
+    x, z, h, p = cache
+    dh = torch.einsum("bo,oh->bh", dout, p["W2"])
+    dz = torch.where(z > 0, dh, torch.zeros_like(dh))
+    return {
+        "x": torch.einsum("bh,hi->bi", dz, p["W1"]),
+        "W1": torch.einsum("bh,bi->hi", dz, x),
+        "b1": dz.sum(0),
+        "W2": torch.einsum("bo,bh->oh", dout, h),
+        "b2": torch.einsum("bo->o", dout),
+    }

@@ -1,0 +1,122 @@
+"""Assignment 04: variants of relu, gelu and silu. The first relu mutant is the one the end-to-end
+test pastes into the notebook: it uses nothing but the notebook's imports."""
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from tests.mutants import alternative, mutant
+
+# --------------------------------------------------------------------------- relu
+
+
+@mutant("relu", hint="leaky ReLU")  # the mutant the end-to-end test uses: keep it first
+def relu_leaky(x):
+    return torch.where(x > 0, x, 0.01 * x)
+
+
+@mutant("relu", hint="|x|")
+def relu_abs(x):
+    return torch.abs(x)
+
+
+@mutant("relu", fails=("values",))
+def relu_clamp_max(x):
+    return x.clamp(max=0)
+
+
+@alternative("relu")
+def relu_clamp(x):
+    return x.clamp(min=0)
+
+
+@alternative("relu")
+def relu_maximum(x):
+    return torch.maximum(x, torch.zeros_like(x))
+
+
+# --------------------------------------------------------------------------- gelu
+
+
+@mutant("gelu", hint="0.044715", fails=("tanh",))
+def gelu_wrong_tanh_constant(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.0447 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="√(2/π)", fails=("tanh",))
+def gelu_sqrt2_over_pi(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2) / math.pi * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="sigmoid approximation", fails=("exact", "tanh"))
+def gelu_sigmoid(x, approximate="none"):
+    return x * torch.sigmoid(1.702 * x)
+
+
+@mutant("gelu", hint="erf(x)", fails=("exact",))
+def gelu_erf_without_sqrt2(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x))
+
+
+@mutant("gelu", hint="approximate='tanh' use the tanh formula", fails=("tanh",))
+def gelu_ignores_approximate(x, approximate="none"):
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", fails=("exact", "tanh", "gradient"))
+def gelu_relu(x, approximate="none"):
+    return torch.relu(x)
+
+
+@alternative("gelu")
+def gelu_with_erfc_and_sigmoid(x, approximate="none"):
+    if approximate == "tanh":
+        # ½(1 + tanh(u)) = σ(2u)
+        u = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+        return x * torch.sigmoid(2 * u)
+    return 0.5 * x * torch.erfc(-x * math.sqrt(0.5))
+
+
+@alternative("gelu")
+def gelu_with_normal_cdf(x, approximate="none"):
+    if approximate == "none":
+        return x * torch.special.ndtr(x)
+    c = (2 / math.pi) ** 0.5
+    return 0.5 * x * (1.0 + torch.tanh(c * (x + 0.044715 * torch.pow(x, 3))))
+
+
+# --------------------------------------------------------------------------- silu
+
+
+@mutant("silu", hint="overflows", fails=("values",))
+def silu_exp_ratio(x):
+    return x * torch.exp(x) / (1 + torch.exp(x))
+
+
+@mutant("silu", hint="gradient is NaN", fails=("gradient",))
+def silu_over_one_plus_exp(x):
+    return x / (1 + torch.exp(-x))
+
+
+@mutant("silu", hint="σ(x)")
+def silu_sigmoid_only(x):
+    return torch.sigmoid(x)
+
+
+@alternative("silu")
+def silu_with_tanh_and_a_warning(x):
+    warnings.warn("a harmless warning from the learner's code: it must not cost points")
+    return 0.5 * x * (1 + torch.tanh(0.5 * x))
+
+
+@alternative("silu")
+def silu_with_logsigmoid(x):
+    return x * torch.exp(F.logsigmoid(x))

@@ -1,0 +1,230 @@
+"""Assignment 04: variants of LinearFunction and Linear (every mutant passes at least one check:
+later exercises are built on them, see __init__.py)."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.mutants import alternative, mutant
+
+from .stand_ins import _Lin, _rows
+
+# --------------------------------------------------------------------------- LinearFunction
+# Not mutants: a bias gradient summed over dim 0 only, of shape (T, out) for a (B, T, in) input,
+# or a weight gradient left as one (out, in) matrix per batch row. autograd sums a gradient
+# that broadcasts to the input's shape, so both give the right answer.
+
+
+@mutant("LinearFunction", hint="missing bias gradient", fails=("backward", "gradcheck"))
+class linear_no_bias_grad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        return x @ weight.T + (0 if bias is None else bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        return grad_output @ weight, _rows(grad_output).T @ _rows(x), None
+
+
+@mutant("LinearFunction", hint="transposed weight gradient", fails=("backward", "gradcheck"))
+class linear_grad_weight_transposed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        y = torch.matmul(x, weight.t())
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        g = _rows(grad_output)
+        return grad_output @ weight, _rows(x).T @ g, g.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="g @ Wᵀ", fails=("backward", "gradcheck"))
+class linear_grad_input_transposed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        g = _rows(grad_output)
+        return grad_output @ weight.T, g.T @ _rows(x), g.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="leaving out the bias", fails=("forward", "gradcheck"))
+class linear_forward_forgets_bias(torch.autograd.Function):
+    """Forward without the bias, backward right: passes the backward check, fails the others."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return x @ weight.T
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        g = _rows(grad_output)
+        return grad_output @ weight, g.T @ _rows(x), g.sum(0) if ctx.has_bias else None
+
+
+@alternative("LinearFunction")
+class linear_with_einsum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight, bias)
+        y = torch.einsum("...i,oi->...o", x, weight)
+        if bias is not None:
+            y = y + bias
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight, bias = ctx.saved_tensors
+        grad_x = torch.einsum("...o,oi->...i", grad_output, weight)
+        grad_w = torch.einsum("...o,...i->oi", grad_output, x)
+        grad_b = None
+        if bias is not None:
+            grad_b = grad_output.sum(dim=tuple(range(grad_output.dim() - 1)))
+        return grad_x, grad_w, grad_b
+
+
+@alternative("LinearFunction")
+class linear_with_addmm_and_needs_input_grad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        x2 = x.reshape(-1, x.shape[-1])
+        y = torch.addmm(bias, x2, weight.t()) if bias is not None else x2.mm(weight.t())
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        g2 = grad_output.reshape(-1, grad_output.shape[-1])
+        grads = [None, None, None]
+        if ctx.needs_input_grad[0]:
+            grads[0] = g2.mm(weight).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            grads[1] = g2.t().mm(x.reshape(-1, x.shape[-1]))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grads[2] = g2.sum(0)
+        return tuple(grads)
+
+
+# --------------------------------------------------------------------------- Linear (module)
+
+
+class _LinearBase(nn.Module):
+    def forward(self, x):
+        return _Lin.apply(x, self.weight, self.bias)
+
+
+@mutant("Linear", hint="normal distribution", fails=("init",))
+class linear_normal_init(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / math.sqrt(in_features))
+        self.bias = nn.Parameter(torch.randn(out_features) / math.sqrt(in_features)) if bias else None
+
+
+@mutant("Linear", hint="1/in_features", fails=("init",))
+class linear_bound_one_over_in(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / in_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+
+@mutant("Linear", hint="too wide", fails=("init",))
+class linear_xavier_uniform(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(nn.init.xavier_uniform_(torch.empty(out_features, in_features)))
+        k = 1 / math.sqrt(in_features)
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+
+@mutant("Linear", hint="bias initialized to zero", fails=("init",))
+class linear_zero_bias(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+
+@mutant("Linear", hint="U(0, k)", fails=("init",))
+class linear_rand_not_centered(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.rand(out_features, in_features) * k)
+        self.bias = nn.Parameter(torch.rand(out_features) * k) if bias else None
+
+
+@mutant("Linear", hint="x @ W", fails=("forward",))
+class linear_multiplies_by_w_not_wt(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y if self.bias is None else y + self.bias
+
+
+@mutant("Linear", fails=("forward",))
+class linear_bias_registered_but_unused(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+    def forward(self, x):
+        return _Lin.apply(x, self.weight, None)
+
+
+@alternative("Linear")
+class linear_kaiming_like_torch(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features))
+        else:
+            self.register_parameter("bias", None)
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        return _Lin.apply(x, self.weight, self.bias)
+
+
+@alternative("Linear")
+class linear_rand_scaled(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = in_features ** -0.5
+        self.weight = nn.Parameter((2 * torch.rand(out_features, in_features) - 1) * k)
+        self.bias = nn.Parameter((2 * torch.rand(out_features) - 1) * k) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)

@@ -1,0 +1,84 @@
+"""Assignment 04: variants of SwiGLU."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.mutants import alternative, mutant
+
+from .stand_ins import _Lin, _SwiGLUBase
+
+# --------------------------------------------------------------------------- SwiGLU
+
+
+@mutant("SwiGLU", hint="sigmoid gate", fails=("forward", "backward"))
+class swiglu_sigmoid(_SwiGLUBase):
+    def forward(self, x):
+        return self.w2(torch.sigmoid(self.w1(x)) * self.w3(x))
+
+
+@mutant("SwiGLU", hint="SiLU to W3 x", fails=("forward",))
+class swiglu_gate_on_wrong_branch(_SwiGLUBase):
+    def forward(self, x):
+        return self.w2(F.silu(self.w3(x)) * self.w1(x))
+
+
+@mutant("SwiGLU", hint="GELU", fails=("forward",))
+class swiglu_gelu(_SwiGLUBase):
+    def forward(self, x):
+        return self.w2(F.gelu(self.w1(x)) * self.w3(x))
+
+
+@mutant("SwiGLU", fails=("forward", "backward"))
+class swiglu_with_biases(nn.Module):
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, d_ff)
+        self.w2 = nn.Linear(d_ff, d_model)
+        self.w3 = nn.Linear(d_model, d_ff)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+@mutant("SwiGLU", fails=("backward",))
+class swiglu_detached_gate(_SwiGLUBase):
+    """Right values, but the gate is detached, so no gradient reaches W1 through it."""
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)).detach() * self.w3(x))
+
+
+@alternative("SwiGLU")
+class swiglu_functional(nn.Module):
+    """Weights held by torch's nn.Linear, the product written with F.linear and torch.sigmoid."""
+
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, d_ff, bias=False)
+        self.w2 = nn.Linear(d_ff, d_model, bias=False)
+        self.w3 = nn.Linear(d_model, d_ff, bias=False)
+
+    def forward(self, x):
+        a = F.linear(x, self.w1.weight)
+        return F.linear(a * torch.sigmoid(a) * F.linear(x, self.w3.weight), self.w2.weight)
+
+
+class _NoBiasLinear(nn.Module):
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_out, d_in).uniform_(-d_in ** -0.5, d_in ** -0.5))
+
+    def forward(self, x):
+        return _Lin.apply(x, self.weight, None)
+
+
+@alternative("SwiGLU")
+class swiglu_own_linear(nn.Module):
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.w1, self.w3 = _NoBiasLinear(d_model, d_ff), _NoBiasLinear(d_model, d_ff)
+        self.w2 = _NoBiasLinear(d_ff, d_model)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))

@@ -1,0 +1,88 @@
+"""float_format: wrong and right learner implementations."""
+
+import math
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+# The first mutant fails every float_format check; the nbgrader end-to-end test pastes it into a
+# notebook, so it only uses names the notebook's first cell imports.
+
+
+@mutant("float_format", hint="2^-(m+1)")
+def format_unit_roundoff(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1) - 1
+    emax, emin = 2**exponent_bits - 2 - bias, 1 - bias
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0 ** -(mantissa_bits + 1),
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="bias of 2^(e-1);")
+def format_bias_too_big(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1)
+    emax, emin = 2**exponent_bits - 2 - bias, 1 - bias
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="max = 2^emax")
+def format_max_without_mantissa(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1) - 1
+    emax, emin = 2**exponent_bits - 2 - bias, 1 - bias
+    return {"max": 2.0**emax, "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="all-ones exponent")
+def format_top_exponent_is_normal(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1) - 1
+    emax, emin = 2**exponent_bits - 1 - bias, 1 - bias
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="smallest_normal·2^-(m+1)")
+def format_subnormal_too_small(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1) - 1
+    emax, emin = 2**exponent_bits - 2 - bias, 1 - bias
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits - 1)}
+
+
+@mutant("float_format", fails=("any_format",))
+def format_looked_up_in_torch(exponent_bits, mantissa_bits):
+    dtype = {(8, 23): torch.float32, (8, 7): torch.bfloat16, (5, 10): torch.float16,
+             (5, 2): torch.float8_e5m2}[(exponent_bits, mantissa_bits)]
+    info = torch.finfo(dtype)
+    return {"max": info.max, "eps": info.eps, "smallest_normal": info.smallest_normal,
+            "smallest_subnormal": info.smallest_normal * info.eps}
+
+
+@mutant("float_format")
+def format_missing_key(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1) - 1
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0 ** (2**exponent_bits - 2 - bias),
+            "eps": 2.0**-mantissa_bits, "smallest_normal": 2.0 ** (1 - bias)}
+
+
+@alternative("float_format")
+def format_with_ldexp(exponent_bits, mantissa_bits):
+    bias = (1 << (exponent_bits - 1)) - 1
+    emin = 1 - bias
+    emax = bias  # (2^e - 2) - bias = bias
+    return {"max": math.ldexp((1 << (mantissa_bits + 1)) - 1, emax - mantissa_bits),
+            "eps": math.ldexp(1.0, -mantissa_bits),
+            "smallest_normal": math.ldexp(1.0, emin),
+            "smallest_subnormal": math.ldexp(1.0, emin - mantissa_bits)}
+
+
+@alternative("float_format")
+def format_as_tensors(exponent_bits, mantissa_bits):
+    two = torch.tensor(2.0, dtype=torch.float64)
+    bias = 2 ** (exponent_bits - 1) - 1
+    smallest_normal = two ** (1 - bias)
+    return {"max": (2 - two ** -mantissa_bits) * two ** bias,
+            "eps": two ** -mantissa_bits,
+            "smallest_normal": smallest_normal,
+            "smallest_subnormal": smallest_normal * two ** -mantissa_bits}

@@ -1,0 +1,69 @@
+"""Assignment 06, allreduce_gradients: mistakes and correct answers written differently."""
+
+import warnings
+
+import torch
+import torch.distributed as dist
+
+from tests.mutants import alternative, mutant
+
+
+@mutant("allreduce_gradients", hint="summing the gradients",
+        fails=("averages", "matches_single_process"))
+def allreduce_sums(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+
+
+@mutant("allreduce_gradients", hint="only rank 0", fails=("averages", "matches_single_process"))
+def allreduce_to_rank_zero_only(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.reduce(p.grad, dst=0)
+            if dist.get_rank() == 0:
+                p.grad /= dist.get_world_size()
+
+
+@mutant("allreduce_gradients", fails=("averages", "matches_single_process"))
+def allreduce_the_weights(model):
+    for p in model.parameters():
+        dist.all_reduce(p.data, op=dist.ReduceOp.AVG)
+
+
+@mutant("allreduce_gradients", fails=("averages",))
+def allreduce_crashes_on_frozen(model):
+    for p in model.parameters():
+        dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)  # p.grad is None for a frozen parameter
+
+
+@alternative("allreduce_gradients")
+def allreduce_flat_buffer(model):
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+@alternative("allreduce_gradients")
+def allreduce_async_with_warning(model):
+    warnings.warn("a harmless warning from a worker")
+    handles = [dist.all_reduce(p.grad, op=dist.ReduceOp.AVG, async_op=True)
+               for p in model.parameters() if p.grad is not None]
+    for h in handles:
+        h.wait()
+
+
+@alternative("allreduce_gradients")
+def allreduce_by_gathering(model):
+    # all_gather_into_tensor prints a FutureWarning in torch 2.13: a warning costs no points.
+    world = dist.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            everyone = torch.empty(world * p.grad.numel())
+            dist.all_gather_into_tensor(everyone, p.grad.reshape(-1).contiguous())
+            p.grad.copy_(everyone.view(world, -1).mean(0).view_as(p.grad))

@@ -1,0 +1,197 @@
+"""Assignment 06, OverlappedDP: mistakes and correct answers written differently."""
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tests.mutants import alternative, mutant
+
+
+@mutant("OverlappedDP", fails=("overlaps_backward",))
+class OverlappedDPSyncAtTheEnd(nn.Module):
+    """Right numbers, no overlap: everything is all-reduced after backward."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        for p in self.module.parameters():
+            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+
+
+@mutant("OverlappedDP", fails=("overlaps_backward",))
+class OverlappedDPBlockingHooks(nn.Module):
+    """All-reduces from the hooks, but blocking: backward waits for every bucket."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        for p in model.parameters():
+            p.register_post_accumulate_grad_hook(
+                lambda p: dist.all_reduce(p.grad, op=dist.ReduceOp.AVG))
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        pass
+
+
+@mutant("OverlappedDP", fails=("overlaps_backward",))
+class OverlappedDPPerParameter(nn.Module):
+    """Asynchronous, but one all-reduce per parameter tensor: no buckets."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        self.handles = []
+        for p in model.parameters():
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        p.grad /= dist.get_world_size()
+        self.handles.append(dist.all_reduce(p.grad, async_op=True))
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        for h in self.handles:
+            h.wait()
+        self.handles.clear()
+
+
+def _buckets(model, bucket_cap_mb):
+    buckets, current, size = [], [], 0
+    for p in reversed(list(model.parameters())):
+        current.append(p)
+        size += p.numel() * p.element_size()
+        if size >= bucket_cap_mb * 2**20:
+            buckets.append(current)
+            current, size = [], 0
+    return buckets + ([current] if current else [])
+
+
+@mutant("OverlappedDP", fails=("matches_ddp", "overlaps_backward"))
+class OverlappedDPNeverResets(nn.Module):
+    """Counts ready gradients per bucket but never resets the counts: only step 1 is synced."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        self.buckets = _buckets(model, bucket_cap_mb)
+        self.ready = [0] * len(self.buckets)
+        self.where = {p: i for i, b in enumerate(self.buckets) for p in b}
+        self.work = []
+        for p in model.parameters():
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        i = self.where[p]
+        self.ready[i] += 1
+        if self.ready[i] == len(self.buckets[i]):
+            flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
+            self.work.append((i, flat, dist.all_reduce(flat, op=dist.ReduceOp.AVG, async_op=True)))
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        for i, flat, handle in self.work:
+            handle.wait()
+            for q, v in zip(self.buckets[i],
+                            torch._utils._unflatten_dense_tensors(flat, [q.grad for q in self.buckets[i]])):
+                q.grad.copy_(v)
+        self.work.clear()
+
+
+@mutant("OverlappedDP", fails=("matches_ddp",))
+class OverlappedDPSums(nn.Module):
+    """Buckets and overlap right, but the gradients are summed, not averaged."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        self.buckets = _buckets(model, bucket_cap_mb)
+        self.where = {p: i for i, b in enumerate(self.buckets) for p in b}
+        self.ready = [0] * len(self.buckets)
+        self.work = []
+        for p in model.parameters():
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        i = self.where[p]
+        self.ready[i] += 1
+        if self.ready[i] == len(self.buckets[i]):
+            self.ready[i] = 0
+            flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
+            self.work.append((i, flat, dist.all_reduce(flat, async_op=True)))
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        for i, flat, handle in self.work:
+            handle.wait()
+            offset = 0
+            for q in self.buckets[i]:
+                q.grad.copy_(flat[offset:offset + q.numel()].view_as(q.grad))
+                offset += q.numel()
+        self.work.clear()
+
+
+@alternative("OverlappedDP")
+class OverlappedDPAutomatic(nn.Module):
+    """Waits by itself at the end of backward (autograd's queue_callback, as DDP does), buckets
+    filled until the next parameter would overflow them, and one flat buffer per bucket."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        cap = bucket_cap_mb * 2**20
+        self.buckets, current, size = [], [], 0
+        for p in reversed(params):
+            nbytes = p.numel() * p.element_size()
+            if current and size + nbytes > cap:
+                self.buckets.append(current)
+                current, size = [], 0
+            current.append(p)
+            size += nbytes
+        self.buckets.append(current)
+        self.index = {p: i for i, b in enumerate(self.buckets) for p in b}
+        self.missing = [len(b) for b in self.buckets]
+        self.work = {}
+        self.queued = False
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        if not self.queued:
+            self.queued = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._finish)
+        i = self.index[p]
+        self.missing[i] -= 1
+        if self.missing[i] == 0:
+            flat = torch._utils._flatten_dense_tensors([q.grad for q in self.buckets[i]])
+            self.work[i] = (flat, dist.all_reduce(flat, op=dist.ReduceOp.AVG, async_op=True))
+
+    def _finish(self):
+        for i, (flat, handle) in self.work.items():
+            handle.wait()
+            grads = [q.grad for q in self.buckets[i]]
+            for g, v in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
+                g.copy_(v)
+        self.work.clear()
+        self.missing = [len(b) for b in self.buckets]
+        self.queued = False
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        pass  # done at the end of backward

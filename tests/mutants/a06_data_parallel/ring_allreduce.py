@@ -1,0 +1,155 @@
+"""Assignment 06, ring_allreduce: mistakes and correct answers written differently."""
+
+import torch
+import torch.distributed as dist
+
+from tests.mutants import alternative, mutant
+
+
+@mutant("ring_allreduce", hint="deadlock", fails=("two_ranks", "uneven", "traffic"))
+def ring_with_blocking_sends(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for step in range(world - 1):
+        incoming = torch.empty_like(chunks[(rank - step - 1) % world])
+        dist.send(chunks[(rank - step) % world], right)  # every rank sends first: nobody receives
+        dist.recv(incoming, left)
+        chunks[(rank - step - 1) % world] += incoming
+    for step in range(world - 1):
+        dist.send(chunks[(rank + 1 - step) % world], right)
+        dist.recv(chunks[(rank - step) % world], left)
+    return tensor
+
+
+@mutant("ring_allreduce", hint="wrong chunk", fails=("two_ranks", "uneven"))
+def ring_sends_the_wrong_chunk(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for step in range(world - 1):
+        req = dist.isend(chunks[(rank - step) % world], right)
+        incoming = torch.empty_like(chunks[(rank - step - 1) % world])
+        dist.recv(incoming, left)
+        req.wait()
+        chunks[(rank - step - 1) % world] += incoming
+    for step in range(world - 1):
+        outgoing = chunks[(rank - step) % world].clone()  # should be (rank + 1 - step)
+        req = dist.isend(outgoing, right)
+        dist.recv(chunks[(rank - step) % world], left)
+        req.wait()
+    return tensor
+
+
+@mutant("ring_allreduce", hint="all-gather phase", fails=("two_ranks", "uneven"))
+def ring_reduce_scatter_only(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    for step in range(world - 1):
+        req = dist.isend(chunks[(rank - step) % world], (rank + 1) % world)
+        incoming = torch.empty_like(chunks[(rank - step - 1) % world])
+        dist.recv(incoming, (rank - 1) % world)
+        req.wait()
+        chunks[(rank - step - 1) % world] += incoming
+    return tensor
+
+
+@mutant("ring_allreduce", hint="n mod W", fails=("uneven",))
+def ring_drops_the_remainder(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    flat = tensor.view(-1)
+    size = flat.numel() // world
+    chunks = [flat[i * size:(i + 1) * size] for i in range(world)]
+    for step in range(world - 1):
+        req = dist.isend(chunks[(rank - step) % world], (rank + 1) % world)
+        incoming = torch.empty_like(chunks[(rank - step - 1) % world])
+        dist.recv(incoming, (rank - 1) % world)
+        req.wait()
+        chunks[(rank - step - 1) % world] += incoming
+    for step in range(world - 1):
+        req = dist.isend(chunks[(rank + 1 - step) % world], (rank + 1) % world)
+        dist.recv(chunks[(rank - step) % world], (rank - 1) % world)
+        req.wait()
+    return tensor
+
+
+@mutant("ring_allreduce", hint="may use only", fails=("two_ranks", "uneven"))
+def ring_with_the_library_collective(tensor):
+    dist.all_reduce(tensor)
+    return tensor
+
+
+@mutant("ring_allreduce", hint="in place", fails=("two_ranks", "uneven"))
+def ring_out_of_place(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    total = tensor.clone()
+    for peer in range(world):
+        if peer != rank:
+            req = dist.isend(tensor, peer)
+            incoming = torch.empty_like(tensor)
+            dist.recv(incoming, peer)
+            req.wait()
+            total += incoming
+    return total  # the input tensor itself is unchanged
+
+
+@mutant("ring_allreduce", fails=("traffic",))
+def ring_everyone_sends_everything(tensor):
+    # Correct sums, but every rank sends the whole tensor to every other rank: (W−1)·n elements.
+    rank, world = dist.get_rank(), dist.get_world_size()
+    original = tensor.clone()
+    requests = [dist.isend(original, peer) for peer in range(world) if peer != rank]
+    for peer in range(world):
+        if peer != rank:
+            incoming = torch.empty_like(tensor)
+            dist.recv(incoming, peer)
+            tensor += incoming
+    for r in requests:
+        r.wait()
+    return tensor
+
+
+@alternative("ring_allreduce")
+def ring_to_the_left(tensor):
+    """The ring in the other direction, with irecv and chunk sizes ⌈n/W⌉."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    flat = tensor.view(-1)
+    size = -(-flat.numel() // world)
+    chunks = [flat[i * size:(i + 1) * size] for i in range(world)]
+    to, frm = (rank - 1) % world, (rank + 1) % world
+    for step in range(world - 1):
+        send_i, recv_i = (rank + step) % world, (rank + step + 1) % world
+        incoming = torch.empty_like(chunks[recv_i])
+        reqs = [dist.isend(chunks[send_i], to), dist.irecv(incoming, frm)]
+        for r in reqs:
+            r.wait()
+        chunks[recv_i] += incoming
+    for step in range(world - 1):
+        send_i, recv_i = (rank - 1 + step) % world, (rank + step) % world
+        reqs = [dist.isend(chunks[send_i], to), dist.irecv(chunks[recv_i], frm)]
+        for r in reqs:
+            r.wait()
+    return tensor
+
+
+@alternative("ring_allreduce")
+def ring_with_batched_p2p(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(world - 1):
+            if phase == "reduce-scatter":
+                send_i, recv_i = (rank - step) % world, (rank - step - 1) % world
+            else:
+                send_i, recv_i = (rank + 1 - step) % world, (rank - step) % world
+            incoming = torch.empty_like(chunks[recv_i])
+            ops = [dist.P2POp(dist.isend, chunks[send_i], right),
+                   dist.P2POp(dist.irecv, incoming, left)]
+            for r in dist.batch_isend_irecv(ops):
+                r.wait()
+            if phase == "reduce-scatter":
+                chunks[recv_i] += incoming
+            else:
+                chunks[recv_i].copy_(incoming)
+    return tensor

@@ -1,0 +1,40 @@
+"""Assignment 06, shard_indices: mistakes and correct answers written differently."""
+
+import torch
+
+from tests.mutants import alternative, mutant
+
+
+@mutant("shard_indices", hint="contiguous blocks", fails=("even", "uneven"))
+def shard_blocks(n, rank, world_size):
+    per_rank = n // world_size
+    return list(range(rank * per_rank, (rank + 1) * per_rank))
+
+
+@mutant("shard_indices", hint="unequal sizes", fails=("uneven",))
+def shard_keeps_remainder(n, rank, world_size):
+    return list(range(rank, n, world_size))
+
+
+@mutant("shard_indices", hint="drop_last=False", fails=("uneven",))
+def shard_pads_like_the_default_sampler(n, rank, world_size):
+    per_rank = -(-n // world_size)
+    indices = list(range(n))
+    indices += indices[:per_rank * world_size - n]
+    return indices[rank::world_size]
+
+
+@mutant("shard_indices", fails=("even",))
+def shard_off_by_one(n, rank, world_size):
+    return list(range(rank + 1, n // world_size * world_size + 1, world_size))
+
+
+@alternative("shard_indices")
+def shard_as_tensor_slice(n, rank, world_size):
+    usable = n - n % world_size
+    return torch.arange(n)[rank:usable:world_size]
+
+
+@alternative("shard_indices")
+def shard_by_comprehension(n, rank, world_size):
+    return [i for i in range(n // world_size * world_size) if i % world_size == rank]
