@@ -43,9 +43,16 @@ def _distinct(expected: float, actual: float) -> tuple[str, str]:
     return e, a
 
 
-def compare(actual, expected, spec: Check, path: str = "") -> str | None:
-    """None when `actual` matches `expected`; otherwise one explanation (a few lines)."""
+def compare(actual, expected, spec: Check, path: str = "", indices: tuple = ()) -> str | None:
+    """None when `actual` matches `expected`; otherwise one explanation (a few lines).
+
+    `path` is where in a nested output this part is ("[1][0]"); `indices` the list positions on
+    that path, which the check's `levels` name ("rank 1, tensor 0").
+    """
     where = f" in output{path}" if path else ""
+    named = [f"{level} {i}" for level, i in zip(spec.levels, indices)]
+    if named:
+        where += f" ({', '.join(named)})"
     if actual is None and expected is not None:
         return f"your code returned None{where} (is a `return` missing?); expected {_describe(expected)}"
     if isinstance(expected, torch.Tensor):
@@ -81,7 +88,7 @@ def compare(actual, expected, spec: Check, path: str = "") -> str | None:
         if len(actual) != len(expected):
             return f"expected {len(expected)} items{where}, got {len(actual)}"
         for i, (a, e) in enumerate(zip(actual, expected)):
-            problem = compare(a, e, spec, f"{path}[{i}]")
+            problem = compare(a, e, spec, f"{path}[{i}]", (*indices, i))
             if problem:
                 return problem
         return None
@@ -94,7 +101,7 @@ def compare(actual, expected, spec: Check, path: str = "") -> str | None:
         if extra:
             return f"unexpected key(s) {sorted(extra)}{where}"
         for k in expected:
-            problem = compare(actual[k], expected[k], spec, f"{path}[{k!r}]")
+            problem = compare(actual[k], expected[k], spec, f"{path}[{k!r}]", indices)
             if problem:
                 return problem
         return None
@@ -121,7 +128,7 @@ def _compare_tensor(actual, expected: torch.Tensor, spec: Check, where: str) -> 
         if _bitwise_equal(actual, expected):
             return None
         bad = _bitwise_mismatch(actual, expected)
-        return _mismatch_report(actual, expected, bad, where, "bitwise equality")
+        return _mismatch_report(actual, expected, bad, where, "bitwise equality", spec.axes)
     try:
         torch.testing.assert_close(actual, expected, rtol=spec.rtol, atol=spec.atol,
                                    equal_nan=True, check_dtype=False)
@@ -135,7 +142,7 @@ def _compare_tensor(actual, expected: torch.Tensor, spec: Check, where: str) -> 
         bad = ~close
     else:
         bad = actual != expected
-    return _mismatch_report(actual, expected, bad, where, f"rtol={rtol:g}, atol={atol:g}")
+    return _mismatch_report(actual, expected, bad, where, f"rtol={rtol:g}, atol={atol:g}", spec.axes)
 
 
 def _tolerances(expected: torch.Tensor, spec: Check) -> tuple[float, float]:
@@ -160,7 +167,8 @@ def _bitwise_mismatch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a != b
 
 
-def _mismatch_report(actual, expected, bad: torch.Tensor, where: str, tolerance: str) -> str:
+def _mismatch_report(actual, expected, bad: torch.Tensor, where: str, tolerance: str,
+                     axes: tuple[str, ...] = ()) -> str:
     n_bad, n = int(bad.sum()), bad.numel()
     a64 = actual.to(torch.float64) if actual.dtype != torch.bool else actual.double()
     e64 = expected.to(torch.float64) if expected.dtype != torch.bool else expected.double()
@@ -172,5 +180,12 @@ def _mismatch_report(actual, expected, bad: torch.Tensor, where: str, tolerance:
     exp_v, act_v = e64.reshape(-1)[flat].item(), a64.reshape(-1)[flat].item()
     largest = err.reshape(-1)[flat].item() if n else 0.0  # NaN counts as an infinite error
     return (f"values differ{where}: {n_bad} of {n} element{'s' * (n != 1)} outside tolerance "
-            f"({tolerance})\n  largest error {_fmt(largest)} at index {index}: "
+            f"({tolerance})\n  largest error {_fmt(largest)} at {_position(index, axes)}: "
             "expected {}, got {}  [{}]".format(*_distinct(exp_v, act_v), _describe(expected)))
+
+
+def _position(index: tuple, axes: tuple[str, ...]) -> str:
+    """"index (8, 136)", or with the check's names for the axes "step 8, parameter element 136"."""
+    if axes and len(axes) == len(index):
+        return ", ".join(f"{axis} {i}" for axis, i in zip(axes, index)) + f" (index {index})"
+    return f"index {index}"

@@ -88,6 +88,10 @@ class Check:
     timeout: float = 20.0  # seconds per case for the learner's object
     points: int = 1  # of its test cell (generated from the spec: primer/testcells.py)
     single_threaded: bool = False  # run each case on one torch thread (see one_thread)
+    # Names for failure messages: `axes` of the output's tensors ("step", "parameter element"),
+    # `levels` of its nested lists ("rank", "tensor"), outer first.
+    axes: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -309,6 +313,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _matching_hint(spec: Check, case: Case, actual, expected) -> str | None:
+    """The sentence of the one known mistake that the learner's output matches on this case.
+
+    None when no hint matches, when mistakes that differ match alike (this case cannot tell them
+    apart, and naming one of them could name the wrong one), or when the output is only
+    True/False: there every wrong answer would "match" every mistake.
+    """
+    if _only_booleans(expected):
+        return None
+    matched: list[str] = []
     for hint in spec.hints:
         try:
             with warnings.catch_warnings():
@@ -318,8 +331,18 @@ def _matching_hint(spec: Check, case: Case, actual, expected) -> str | None:
             continue
         # A hint only counts when the mistake really differs from the reference on this case.
         if compare(mistaken, expected, spec) is not None and compare(actual, mistaken, spec) is None:
-            return hint.message
-    return None
+            matched.append(hint.message)
+    distinct = list(dict.fromkeys(matched))
+    return distinct[0] if len(distinct) == 1 else None
+
+
+def _only_booleans(output) -> bool:
+    if isinstance(output, bool) or (isinstance(output, torch.Tensor) and output.dtype == torch.bool
+                                    and output.numel() == 1):
+        return True
+    if isinstance(output, dict):
+        output = list(output.values())
+    return isinstance(output, (list, tuple)) and len(output) > 0 and all(map(_only_booleans, output))
 
 
 def check(key: str, obj, *, hidden: bool = False, seed: int | None = None) -> Result:

@@ -198,3 +198,41 @@ def test_numbers_that_differ_past_six_digits_are_printed_until_they_differ():
                     lambda: torch.full((2,), 1 / 3, dtype=torch.float64), rtol=1e-12, atol=0.0)
     message = failure(lambda: torch.tensor([1 / 3, 1 / 3 + 1e-9], dtype=torch.float64), tensors)
     assert "at index (1,): expected 0.333333333, got 0.333333334" in message
+
+
+def test_a_hint_is_given_only_when_one_mistake_matches():
+    add_two = Hint(lambda x: x + 2, "this matches adding 2 instead of multiplying by 2.")
+    # on x = (0, 1, 2): x + 2 = (2, 3, 4) and x² + 2 = (2, 3, 6) tell these two apart
+    squares = Hint(lambda x: x * x + 2, "this matches squaring, then adding 2.")
+    plus_two_again = Hint(lambda x: x + 2.0, "this matches adding 2.0 (another mistake, same output).")
+    cases = lambda g: [Case("x = (0, 1, 2)", (torch.tensor([0.0, 1.0, 2.0]),))]  # noqa: E731
+    one = Check("double", "values", "doubles", cases, _double, hints=(add_two, squares))
+    assert "adding 2" in failure(lambda x: x + 2, one)
+    assert "squaring" in failure(lambda x: x * x + 2, one)
+    both = Check("double", "values", "doubles", cases, _double, hints=(add_two, plus_two_again))
+    assert "Hint" not in failure(lambda x: x + 2, both)  # two mistakes give this output: name neither
+
+
+def test_no_hint_on_an_output_that_is_only_true_or_false():
+    cases = lambda g: [Case("x = 1", (1.0,))]  # noqa: E731
+    spec = Check("positive", "values", "is positive", cases, lambda x: {"positive": x > 0},
+                 hints=(Hint(lambda x: {"positive": x < 0}, "this matches testing x < 0."),))
+    assert "Hint" not in failure(lambda x: {"positive": False}, spec)
+
+
+def test_a_check_can_name_the_axes_and_levels_of_its_output():
+    def two_ranks():
+        return [[torch.zeros(3, 2), torch.zeros(2)], [torch.zeros(3, 2), torch.zeros(2)]]
+
+    def wrong():
+        out = two_ranks()
+        out[1][0][2, 1] = 1.0  # rank 1, tensor 0, step 2, element 1
+        return out
+    spec = Check("ranks", "values", "v", lambda g: [Case("two ranks", ())], two_ranks,
+                 levels=("rank", "tensor"), axes=("step", "parameter element"))
+    message = failure(wrong, spec)
+    assert "in output[1][0] (rank 1, tensor 0)" in message
+    assert "at step 2, parameter element 1 (index (2, 1))" in message
+    unnamed = Check("ranks", "values", "v", lambda g: [Case("two ranks", ())], two_ranks)
+    assert "in output[1][0]: 1 of 6 elements" in failure(wrong, unnamed)
+    assert "at index (2, 1)" in failure(wrong, unnamed)
