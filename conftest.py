@@ -1,25 +1,45 @@
 """The suite's order: the slowest scopes first, so that `pytest -n 2 --dist loadscope` ends both
-workers at about the same time (xdist hands scopes out in collection order; a long module
-collected last, such as a notebook under solutions/, would otherwise run alone at the end).
+workers at about the same time. xdist hands scopes out in collection order only with
+`--no-loadscope-reorder` (the Makefile passes it): by default it sorts scopes by their number of
+tests, which ran the 6-test browser module late and left one worker idle for the last 40 s.
 
-The seconds are rough figures from `make test` on 2 cores (pytest's --durations); a new slow
-module belongs here too. Only the order changes: every test runs, each scope on one worker.
+The seconds are rough figures from `make test` on 2 cores (the start and end of each scope's
+tests on its worker); a new slow module belongs here too. Only the order changes: every test
+runs, each scope on one worker.
 """
 
 SECONDS = {  # by node id prefix; the longest matching prefix counts
-    "tests/test_browser.py": 250,
-    "tests/test_classrun.py": 145,
-    "tests/test_adversarial.py": 100,
-    "tests/test_progress.py": 80,
-    "tests/test_nbgrader_e2e.py::TestAutograde06": 60,
-    "solutions/06_data_parallel": 50,
-    "solutions/02_gradient_descent": 40,
-    "tests/test_postgres.py": 35,
-    "tests/test_nbgrader_e2e.py": 30,
-    "tests/test_zip_collect.py": 30,
-    "tests/test_a06_grading.py": 30,
-    "solutions/05_mixed_precision": 30,
+    "tests/test_browser.py": 205,
+    "tests/test_classrun.py": 155,
+    "tests/test_exercises.py": 145,
+    "tests/test_progress.py": 90,
+    "tests/test_adversarial.py": 65,
+    "tests/test_nbgrader_e2e.py::TestAutograde06": 50,
+    "tests/test_postgres.py": 32,
+    "tests/test_a06_torchrun.py": 32,
+    "tests/test_launch.py": 26,
+    "solutions/06_data_parallel": 26,
+    "tests/test_a06_grading.py": 23,
+    "tests/test_nbgrader_e2e.py": 22,
+    "tests/test_zip_collect.py": 18,
+    "solutions/02_gradient_descent": 15,
+    "solutions/05_mixed_precision": 13,
+    "tests/test_zygote.py": 13,
+    "tests/test_release.py": 13,
+    "tests/test_binder.py": 12,
+    "solutions/04_layers": 10,
+    "tests/test_sandbox.py": 10,
+    "solutions/03_backpropagation": 8,
 }
+
+
+def pytest_configure(config):
+    # Two test workers share two cores: each judges in-process checks on one torch thread. Their
+    # tensors are tiny, and two workers' thread pools spinning on two cores cost system time
+    # (tests/test_exercises.py: 101 s of CPU with torch's default threads, 85 s with one).
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _seconds(nodeid: str) -> int:

@@ -254,12 +254,14 @@ def _learner_location(exc: BaseException) -> str:
     return f"\n  at line {f.lineno} of {where}: {f.line}"
 
 
-def evaluate(spec: Check, obj, seed: int = VISIBLE_SEED) -> Result:
-    """Run one check on the learner's object, in this process. Never raises because of it."""
-    return judge(spec, seed, lambda index, case: run_case(spec, obj, case))
+def evaluate(spec: Check, obj, seed: int = VISIBLE_SEED, *, reuse: bool = False) -> Result:
+    """Run one check on the learner's object, in this process. Never raises because of it.
+    `reuse`: keep the reference's and the hints' outputs for the next object judged on this seed
+    (the test suite judges hundreds of objects on the same cases)."""
+    return judge(spec, seed, lambda index, case: run_case(spec, obj, case), reuse)
 
 
-_REFERENCES: dict[tuple[str, int, int], Any] = {}
+_REFERENCES: dict[tuple, Any] = {}  # (check key, seed, case index[, hint index]) -> output
 
 
 def _reference(spec: Check, seed: int, index: int, case: Case, reuse: bool):
@@ -299,7 +301,8 @@ def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome], re
         problem = compare(outcome.output, expected, spec)
         if problem is not None:
             message = f"{head}: {problem}"
-            hint = _matching_hint(spec, case, outcome.output, expected)
+            hint = _matching_hint(spec, case, outcome.output, expected,
+                                  (spec.key, seed, index) if reuse else None)
             if hint:
                 message += f"\n  Hint: {hint}"
             return Result(spec.key, False, message, tuple(notes))
@@ -312,7 +315,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else ""
 
 
-def _matching_hint(spec: Check, case: Case, actual, expected) -> str | None:
+def _matching_hint(spec: Check, case: Case, actual, expected, reuse_key: tuple | None = None) -> str | None:
     """The sentence of the one known mistake that the learner's output matches on this case.
 
     None when no hint matches, when mistakes that differ match alike (this case cannot tell them
@@ -322,18 +325,32 @@ def _matching_hint(spec: Check, case: Case, actual, expected) -> str | None:
     if _only_booleans(expected):
         return None
     matched: list[str] = []
-    for hint in spec.hints:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mistaken = plain(spec.apply(hint.mistake, _fresh(case)))
-        except Exception:
+    for i, hint in enumerate(spec.hints):
+        mistaken = _mistaken_output(spec, hint, case, reuse_key and (*reuse_key, i))
+        if mistaken is _FAILED:
             continue
         # A hint only counts when the mistake really differs from the reference on this case.
         if compare(mistaken, expected, spec) is not None and compare(actual, mistaken, spec) is None:
             matched.append(hint.message)
     distinct = list(dict.fromkeys(matched))
     return distinct[0] if len(distinct) == 1 else None
+
+
+_FAILED = object()  # a mistake's object that raised on the case
+
+
+def _mistaken_output(spec: Check, hint: Hint, case: Case, key: tuple | None):
+    if key is not None and key in _REFERENCES:
+        return _REFERENCES[key]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mistaken = plain(spec.apply(hint.mistake, _fresh(case)))
+    except Exception:
+        mistaken = _FAILED
+    if key is not None:
+        _REFERENCES[key] = mistaken
+    return mistaken
 
 
 def _only_booleans(output) -> bool:

@@ -18,6 +18,8 @@ from tests.helpers import (
 from tests.mutants import load_all
 
 SEEDS = [0, 1, 2024]  # the visible seed and two stand-ins for grading seeds
+# (evaluate(..., reuse=True): each reference and hint output is computed once per check, seed and
+# case for all the objects judged on it, as the grader does for a class on the visible seed)
 VARIANTS = load_all()
 EXERCISES = [(a, e) for a in ASSIGNMENTS for e in exercises_in(a)]
 
@@ -31,7 +33,7 @@ def _ids(pairs):
 def test_solution_passes(assignment, exercise, seed):
     solution = solution_namespace(assignment)[exercise]
     for spec in checks_for(exercise):
-        result = evaluate(spec, solution, seed)
+        result = evaluate(spec, solution, seed, reuse=True)
         assert result.passed, result.message
 
 
@@ -39,7 +41,7 @@ def test_solution_passes(assignment, exercise, seed):
 def test_released_stub_says_not_implemented(assignment, exercise):
     stub = release_namespace(assignment)[exercise]
     for spec in checks_for(exercise):
-        result = evaluate(spec, stub)
+        result = evaluate(spec, stub, reuse=True)
         assert not result.passed
         assert "not implemented yet" in result.message.splitlines()[0], result.message
 
@@ -51,7 +53,7 @@ ALTERNATIVES = [v for v in VARIANTS if v.correct]
 @pytest.mark.parametrize("variant", MUTANTS, ids=[v.id for v in MUTANTS])
 def test_mutant_fails(variant):
     specs = checks_for(variant.exercise)
-    failures = {s.name: evaluate(s, variant.obj) for s in specs}
+    failures = {s.name: evaluate(s, variant.obj, reuse=True) for s in specs}
     failed = {name: r for name, r in failures.items() if not r.passed}
     assert failed, f"mutant {variant.id} passes every check of {variant.exercise}"
     for name in variant.fails:
@@ -65,7 +67,7 @@ def test_mutant_fails(variant):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_alternative_passes(variant, seed):
     for spec in checks_for(variant.exercise):
-        result = evaluate(spec, variant.obj, seed)
+        result = evaluate(spec, variant.obj, seed, reuse=True)
         assert result.passed, result.message
 
 
