@@ -137,9 +137,12 @@ def _run_gd_losses(fn, case):
     if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], bool):
         return result
     (_, losses), _ = result
-    floats = isinstance(losses, list) and all(isinstance(v, float) for v in losses)
+    # Python floats as the text asks, or one 1-D tensor without a graph (accepted too); not
+    # tensors per step, which (when they require grad) keep every step's graph alive.
+    floats = (isinstance(losses, torch.Tensor) and not losses.requires_grad) or (
+        isinstance(losses, (list, tuple)) and all(isinstance(v, float) for v in losses))
     return {"losses": _as_loss_tensor(losses, case.args[1].dtype),
-            "a list of Python floats": floats}
+            "Python floats (not a tensor per step)": floats}
 
 
 def _gd_lstsq_cases(gen):
