@@ -167,4 +167,6 @@ def constant_cooldown_by_min(step, *, max_lr, min_lr, warmup_steps, total_steps,
     if step >= total_steps:
         return min_lr
     into_cooldown = step - (total_steps - cooldown_steps)
-    return max_lr - (max_lr - min_lr) * max(0, into_cooldown) / cooldown_steps
+    if into_cooldown <= 0:
+        return max_lr
+    return max_lr - (max_lr - min_lr) * into_cooldown / cooldown_steps
