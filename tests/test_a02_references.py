@@ -16,6 +16,7 @@ from primer.exercises.a02_gradient_descent import gradient_descent as spec_gradi
 from primer.exercises.a02_gradient_descent import minibatches as spec_minibatches
 from primer.exercises.a02_gradient_descent import optimizer_memory as spec_optimizer_memory
 from primer.exercises.a02_gradient_descent import schedules as spec_schedules
+from primer.exercises.a02_gradient_descent import sgd as spec_sgd
 
 
 def closed_form(kind, step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
@@ -45,6 +46,8 @@ def test_torch_schedules_follow_the_stated_convention(kind):
             h["min_lr"] = 0.0
         if kind == "constant_cooldown" and i % 3 == 0:  # no constant phase at all
             h["cooldown_steps"] = h["total_steps"] - h["warmup_steps"]
+        if kind == "constant_cooldown" and i % 7 == 1:  # no cooldown: the drop comes at T
+            h["cooldown_steps"] = 0
         reference = spec_schedules._torch_lr(kind)
         for s in range(h["total_steps"] + 4):
             expected = closed_form(kind, s, **h)
@@ -94,3 +97,16 @@ def test_minibatch_reference_partitions_every_case():
             assert out[f"epoch {e}: every index 0..n-1 exactly once"]
             sizes = out[f"epoch {e}: batch sizes"]
             assert sum(sizes) == n and all(s == b for s in sizes[:-1]) and 0 < sizes[-1] <= b
+
+
+@pytest.mark.parametrize("optimizer, cases", [
+    (torch.optim.SGD, spec_sgd._sgd_grad_cases), (torch.optim.Adam, spec_adam._adam_grad_cases)])
+def test_torch_optimizers_leave_the_gradients_untouched(optimizer, cases):
+    """The reference of the grad_untouched checks: torch's step() changes p.grad by exactly 0,
+    and the mistake of adding the decay into p.grad in place does not."""
+    for case in cases(torch.Generator().manual_seed(0)):
+        assert torch.count_nonzero(spec_cases._run_grad_changes(optimizer, case)) == 0, case.label
+    decay_case = cases(torch.Generator().manual_seed(0))[0]
+    mistake = spec_sgd._SGD_GRAD_HINTS[0].mistake if optimizer is torch.optim.SGD else \
+        spec_adam._AdamDecayIntoGrad
+    assert torch.count_nonzero(spec_cases._run_grad_changes(mistake, decay_case)) > 0

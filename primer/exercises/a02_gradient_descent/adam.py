@@ -11,6 +11,7 @@ from primer.exercises.a02_gradient_descent.cases import (
     _opt_case,
     _rounded,
     _run_first_update,
+    _run_grad_changes,
     _run_trajectory,
     _train,
     _uniform,
@@ -36,6 +37,12 @@ class _AdamLike(torch.optim.Optimizer):
     decay_through_gradient = True  # Adam's L2 decay
     eps_inside_sqrt = False
     global_step = False  # one step counter shared by (and advanced for) every parameter
+    decay_after_update = False  # AdamW's decay applied after the Adam update (CS336's order)
+    correct_m_only = False  # bias correction of m only
+    paper_eps = False  # Kingma & Ba's "efficient" form: lr·√(1−β2^t)/(1−β1^t) · m/(√v + ε)
+    abs_v = False  # v averages |g| instead of g²
+    decay_into_grad = False  # g = p.grad.add_(p, alpha=wd): the learner's p.grad is changed
+    decay_twice = False  # with `decoupled`: also wd·p added to the gradient
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
@@ -60,17 +67,27 @@ class _AdamLike(torch.optim.Optimizer):
                 g = p.grad
                 if self.decoupled:
                     p.mul_(1 - lr * wd)
-                elif self.decay_through_gradient:
+                if self.decay_into_grad:
+                    g = g.add_(p, alpha=wd)
+                elif self.decay_through_gradient and (self.decay_twice or not self.decoupled):
                     g = g + wd * p
                 state["m"].mul_(b1).add_((1 - b1) * g)
-                state["v"].mul_(b2).add_((1 - b2) * g * g)
+                state["v"].mul_(b2).add_((1 - b2) * (g.abs() if self.abs_v else g * g))
                 if self.no_bias_correction:
                     m_hat, v_hat = state["m"], state["v"]
                 else:
                     k = t - 1 if self.bias_from_zero else t
                     m_hat, v_hat = state["m"] / (1 - b1 ** k), state["v"] / (1 - b2 ** k)
-                denom = (v_hat + eps).sqrt() if self.eps_inside_sqrt else v_hat.sqrt() + eps
-                p.sub_(lr * m_hat / denom)
+                    if self.correct_m_only:
+                        v_hat = state["v"]
+                if self.paper_eps:
+                    p.sub_(lr * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t) * state["m"]
+                           / (state["v"].sqrt() + eps))
+                else:
+                    denom = (v_hat + eps).sqrt() if self.eps_inside_sqrt else v_hat.sqrt() + eps
+                    p.sub_(lr * m_hat / denom)
+                if self.decay_after_update:
+                    p.mul_(1 - lr * wd)
 
 
 def _adam_variant(name, base=_AdamLike, default_wd=0.0, **flags):
@@ -87,6 +104,24 @@ _AdamEpsInside = _adam_variant("_AdamEpsInside", eps_inside_sqrt=True)
 _AdamGlobalStep = _adam_variant("_AdamGlobalStep", global_step=True)
 
 _AdamWThroughGradient = _adam_variant("_AdamWThroughGradient", default_wd=0.01)
+_AdamNoDecay = _adam_variant("_AdamNoDecay", decay_through_gradient=False)
+_AdamCorrectMOnly = _adam_variant("_AdamCorrectMOnly", correct_m_only=True)
+_AdamPaperEps = _adam_variant("_AdamPaperEps", paper_eps=True)
+_AdamAbsV = _adam_variant("_AdamAbsV", abs_v=True)
+_AdamDecayIntoGrad = _adam_variant("_AdamDecayIntoGrad", decay_into_grad=True)
+
+_AdamWDecayAfter = _adam_variant("_AdamWDecayAfter", default_wd=0.01,
+                                 decay_through_gradient=False, decay_after_update=True)
+_AdamWDecayTwice = _adam_variant("_AdamWDecayTwice", default_wd=0.01, decoupled=True,
+                                 decay_twice=True)
+_AdamWBiasFromZero = _adam_variant("_AdamWBiasFromZero", default_wd=0.01, decoupled=True,
+                                   decay_through_gradient=False, bias_from_zero=True)
+_AdamWCorrectMOnly = _adam_variant("_AdamWCorrectMOnly", default_wd=0.01, decoupled=True,
+                                   decay_through_gradient=False, correct_m_only=True)
+_AdamWPaperEps = _adam_variant("_AdamWPaperEps", default_wd=0.01, decoupled=True,
+                               decay_through_gradient=False, paper_eps=True)
+_AdamWAbsV = _adam_variant("_AdamWAbsV", default_wd=0.01, decoupled=True,
+                           decay_through_gradient=False, abs_v=True)
 _AdamWNoBias = _adam_variant("_AdamWNoBias", default_wd=0.01, decoupled=True,
                              no_bias_correction=True)
 _AdamWEpsInside = _adam_variant("_AdamWEpsInside", default_wd=0.01, decoupled=True,
@@ -117,6 +152,16 @@ _BIAS_HINTS = (
     Hint(_AdamEpsInside, "this matches ε inside the square root, √(v̂ + ε); torch uses √v̂ + ε."),
 )
 
+_MOMENT_HINTS = (
+    Hint(_AdamCorrectMOnly, "this matches bias-correcting m only; divide v by (1 − β2^t) too: "
+         "v̂ = v / (1 − β2^t)."),
+    Hint(_AdamPaperEps, "this matches the paper's shortcut lr·√(1 − β2^t)/(1 − β1^t) · m/(√v + ε), "
+         "where ε is not bias-corrected; use m̂/(√v̂ + ε), adding ε after the square root of the "
+         "corrected v̂."),
+    Hint(_AdamAbsV, "this matches averaging |g| in v; v is the average of the elementwise "
+         "square g² (g * g), and the update divides by its square root."),
+)
+
 _ADAM_HINTS = (
     _NO_UPDATE,
     *_BIAS_HINTS,
@@ -125,6 +170,9 @@ _ADAM_HINTS = (
          "self.state[p]) or advance it once per step()."),
     Hint(_AdamDecoupled, "this matches decoupled decay (AdamW's p ← p(1 − lr·wd)); Adam adds "
          "wd·p to the gradient before the moments."),
+    Hint(_AdamNoDecay, "this matches ignoring weight_decay; Adam adds weight_decay·p to the "
+         "gradient (g ← p.grad + wd·p) before updating m and v."),
+    *_MOMENT_HINTS,
 )
 
 _AdamWNoDecay = _adam_variant("_AdamWNoDecay", default_wd=0.01, decay_through_gradient=False)
@@ -145,6 +193,19 @@ _ADAMW_HINTS = (
     Hint(_AdamWEpsInside, "this matches ε inside the square root, √(v̂ + ε); torch uses √v̂ + ε."),
     Hint(_AdamWGlobalStep, "this matches one step counter shared by all parameters and "
          "advanced once per parameter; keep t per parameter (in self.state[p])."),
+    Hint(_AdamWDecayAfter, "this matches decaying after the Adam update (p ← p − lr·m̂/(√v̂+ε), "
+         "then p ← p·(1 − lr·wd)); torch.optim.AdamW shrinks p first, then makes the update."),
+    Hint(_AdamWDecayTwice, "this matches decaying twice: p ← p·(1 − lr·wd) and also wd·p in the "
+         "gradient. In AdamW the moments see only the loss gradient."),
+    Hint(_AdamWBiasFromZero, "this matches bias correction with t = 0 at the first step "
+         "(1 − β^0 = 0 divides by zero); count steps from 1."),
+    Hint(_AdamWCorrectMOnly, "this matches bias-correcting m only; divide v by (1 − β2^t) too: "
+         "v̂ = v / (1 − β2^t)."),
+    Hint(_AdamWPaperEps, "this matches the paper's shortcut lr·√(1 − β2^t)/(1 − β1^t) · "
+         "m/(√v + ε), where ε is not bias-corrected; use m̂/(√v̂ + ε), adding ε after the square "
+         "root of the corrected v̂."),
+    Hint(_AdamWAbsV, "this matches averaging |g| in v; v is the average of the elementwise "
+         "square g² (g * g), and the update divides by its square root."),
 )
 
 
@@ -165,6 +226,11 @@ def _adam_trajectory_cases(gen):
         _opt_case(gen, "float32", dtype=torch.float32, lr=0.01),
         _opt_case(gen, "two parameter groups", layout="groups", lr=0.01),
     ]
+
+
+def _adam_grad_cases(gen):
+    return [_opt_case(gen, "float64", steps=10, lr=0.01,
+                      weight_decay=_rounded(_uniform(gen, 0.1, 0.5)))]
 
 
 def _adam_decay_cases(gen):
@@ -196,17 +262,28 @@ def _adamw_idle_cases(gen):
     ]
 
 
+_AXES = ("step", "parameter element")
+
 register(
     Check("Adam", "first_step", "makes the same first update as torch.optim.Adam (bias "
           "correction from step 1)", _adam_first_cases, torch.optim.Adam,
-          run=_run_first_update, hints=_ADAM_HINTS),
+          run=_run_first_update, hints=_ADAM_HINTS, axes=_AXES),
     Check("Adam", "trajectory", "takes the same 50 steps as torch.optim.Adam",
-          _adam_trajectory_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS, points=2),
+          _adam_trajectory_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS, points=2,
+          axes=_AXES),
     Check("Adam", "weight_decay", "adds weight_decay·p to the gradient, like torch.optim.Adam",
-          _adam_decay_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS),
+          _adam_decay_cases, torch.optim.Adam, run=_run_trajectory, hints=_ADAM_HINTS, axes=_AXES),
+    Check("Adam", "grad_untouched", "leaves p.grad as autograd made it (step() changes it by 0, "
+          "also with weight decay)", _adam_grad_cases, torch.optim.Adam, run=_run_grad_changes,
+          hints=(Hint(_AdamDecayIntoGrad, "this matches adding the weight decay into p.grad in "
+                      "place (p.grad.add_(...) or p.grad += ...): the optimizer must not change "
+                      "the gradients. Compute g = p.grad + wd·p as a new tensor."),),
+          axes=_AXES),
     Check("AdamW", "trajectory", "takes the same 50 steps as torch.optim.AdamW",
-          _adamw_trajectory_cases, torch.optim.AdamW, run=_run_trajectory, hints=_ADAMW_HINTS, points=2),
+          _adamw_trajectory_cases, torch.optim.AdamW, run=_run_trajectory, hints=_ADAMW_HINTS, points=2,
+          axes=_AXES),
     Check("AdamW", "decoupled_decay",
           "multiplies a parameter whose gradient is zero by (1 − lr·wd) every step",
-          _adamw_idle_cases, torch.optim.AdamW, run=_idle_history, hints=_ADAMW_HINTS[1:]),
+          _adamw_idle_cases, torch.optim.AdamW, run=_idle_history, hints=_ADAMW_HINTS[1:],
+          axes=("step", "element of the zero-gradient parameter")),
 )

@@ -80,9 +80,15 @@ def _flat_parameters(net):
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
 
 
-def _train(cls, case, record=_flat_parameters):
+def _flat_gradients(net):
+    return torch.cat([torch.zeros_like(p).reshape(-1) if p.grad is None else
+                      p.grad.detach().reshape(-1).clone() for p in net.parameters()])
+
+
+def _train(cls, case, record=_flat_parameters, set_to_none=True, grad_changes=False):
     """Returns (net, record(net) after each step, record(net) before); by default record(net) is
-    the flat vector of every parameter."""
+    the flat vector of every parameter. With `grad_changes`, each step records instead how much
+    step() changed the gradients (p.grad after step() − p.grad before it, flat)."""
     seed, dtype, layout, steps = case.args
     net, X, Y = _problem(seed, dtype)
     start = record(net)
@@ -90,11 +96,20 @@ def _train(cls, case, record=_flat_parameters):
     trajectory = []
     for step in range(steps):
         rows = slice(16 * (step % 4), 16 * (step % 4) + 16)
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=set_to_none)
         F.mse_loss(net(X[rows]), Y[rows]).backward()
+        before = _flat_gradients(net) if grad_changes else None
         optimizer.step()
-        trajectory.append(record(net))
+        trajectory.append(_flat_gradients(net) - before if grad_changes else record(net))
     return net, trajectory, start
+
+
+def _run_grad_changes(cls, case):
+    """How much each step() changed p.grad (all zeros when it leaves the gradients as autograd
+    made them), one row per step. zero_grad(set_to_none=False) zeroes the same .grad tensors in
+    place between steps, as gradient accumulation loops do, so a buffer that *is* p.grad shows."""
+    _, trajectory, _ = _train(cls, case, set_to_none=False, grad_changes=True)
+    return torch.stack(trajectory)
 
 
 def _run_trajectory(cls, case):

@@ -117,7 +117,9 @@ def _run_gd_theta(fn, case):
     if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], bool):
         return result  # not a (theta, losses) pair: compare() explains
     (theta, _), unchanged = result
-    return {"theta": theta, "theta0 left unchanged": unchanged}
+    detached = not (isinstance(theta, torch.Tensor) and theta.requires_grad)
+    return {"theta": theta, "theta0 left unchanged": unchanged,
+            "theta detached (requires_grad False)": detached}
 
 
 def _as_loss_tensor(losses, dtype):
@@ -135,7 +137,12 @@ def _run_gd_losses(fn, case):
     if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], bool):
         return result
     (_, losses), _ = result
-    return _as_loss_tensor(losses, case.args[1].dtype)
+    # Python floats as the text asks, or one 1-D tensor without a graph (accepted too); not
+    # tensors per step, which (when they require grad) keep every step's graph alive.
+    floats = (isinstance(losses, torch.Tensor) and not losses.requires_grad) or (
+        isinstance(losses, (list, tuple)) and all(isinstance(v, float) for v in losses))
+    return {"losses": _as_loss_tensor(losses, case.args[1].dtype),
+            "Python floats (not a tensor per step)": floats}
 
 
 def _gd_lstsq_cases(gen):
@@ -195,6 +202,29 @@ def _gd_one_loss_too_many(loss_fn, theta0, lr, steps):
     return theta, [*losses, loss_fn(theta).item()]
 
 
+def _gd_in_place(loss_fn, theta0, lr, steps):
+    """The mistake: θ0 itself is updated (no copy)."""
+    theta, losses = _reference_gradient_descent(loss_fn, theta0, lr, steps)
+    with torch.no_grad():
+        theta0.copy_(theta)
+    return theta0.detach(), losses
+
+
+def _gd_one_step_short(loss_fn, theta0, lr, steps):
+    theta, losses = _reference_gradient_descent(loss_fn, theta0, lr, max(steps - 1, 0))
+    return theta, [*losses, loss_fn(theta).item()][:steps]
+
+
+def _gd_not_detached(loss_fn, theta0, lr, steps):
+    theta, losses = _reference_gradient_descent(loss_fn, theta0, lr, steps)
+    return theta.requires_grad_(True), losses
+
+
+def _gd_tensor_losses(loss_fn, theta0, lr, steps):
+    theta, losses = _reference_gradient_descent(loss_fn, theta0, lr, steps)
+    return theta, [torch.tensor(v, dtype=theta0.dtype) for v in losses]
+
+
 _GD_HINTS = (
     Hint(_gd_ascent, "this matches θ + lr·∇L: that climbs the loss. Step against the gradient."),
     Hint(_gd_accumulating, "this matches gradients that accumulate: backward() adds into "
@@ -204,6 +234,14 @@ _GD_HINTS = (
          "losses[t] is L(θ_t), the loss before update t (losses[0] = L(θ0))."),
     Hint(_gd_one_loss_too_many, "this matches recording steps + 1 losses; record exactly one "
          "loss per update, before the update."),
+    Hint(_gd_in_place, "this matches updating theta0 itself: the caller's tensor changed. "
+         "Start from a copy, theta = theta0.detach().clone(), and update that."),
+    Hint(_gd_one_step_short, "this matches one update too few (steps − 1); make exactly "
+         "`steps` updates, e.g. `for _ in range(steps):`."),
+    Hint(_gd_not_detached, "this matches returning θ that still requires grad; return "
+         "theta.detach()."),
+    Hint(_gd_tensor_losses, "this matches losses kept as tensors; append loss.item(), a Python "
+         "float (a tensor that requires grad also keeps its whole graph alive)."),
 )
 
 register(

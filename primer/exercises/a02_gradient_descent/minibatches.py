@@ -42,6 +42,11 @@ def _run_minibatch_properties(fn, case):
         out[f"epoch {e}: batch sizes"] = [int(b.numel()) for b in batches]
         out[f"epoch {e}: every index 0..n-1 exactly once"] = bool(
             flat.numel() == n and torch.equal(flat.sort().values.long(), torch.arange(n)))
+    orders = [torch.cat([torch.as_tensor(b).reshape(-1) for b in batches]).long()
+              if batches else torch.zeros(0, dtype=torch.long) for batches in epochs]
+    out["epoch 1 shuffled (not 0, 1, 2, ... in order)"] = not torch.equal(
+        orders[0], torch.arange(orders[0].numel()))
+    out["epoch 2 in another order than epoch 1"] = not torch.equal(orders[0], orders[1])
     return out
 
 
@@ -73,6 +78,22 @@ def _mb_not_shuffled(n, batch_size, generator):
     return torch.arange(n).split(batch_size)
 
 
+def _mb_fixed_seed(n, batch_size, generator):
+    """The mistake: a new generator with a fixed seed, so every epoch has the same order."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0)).split(batch_size)
+
+
+def _mb_chunked(n, batch_size, generator):
+    perm = torch.randperm(n, generator=generator)
+    return perm.chunk(-(-n // batch_size))
+
+
+def _mb_shuffled_batches(n, batch_size, generator):
+    """The mistake: the batches of 0..n−1 in a shuffled order, not the examples shuffled."""
+    batches = torch.arange(n).split(batch_size)
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+
 _MB_HINTS = (
     Hint(_mb_with_replacement, "this matches drawing indices with replacement "
          "(torch.randint): some examples repeat and others are never seen in the epoch. Shuffle "
@@ -81,12 +102,21 @@ _MB_HINTS = (
     Hint(_mb_global_rng, "this matches torch.randperm(n) without the generator; pass "
          "generator=generator so that the shuffle is reproducible."),
     Hint(_mb_not_shuffled, "the indices are not shuffled: 0, 1, 2, ... in order."),
+    Hint(_mb_fixed_seed, "this matches a new generator (or seed) on every call, so every epoch "
+         "has the same order; draw from the `generator` you are given, which moves on between "
+         "calls: torch.randperm(n, generator=generator)."),
+    Hint(_mb_chunked, "this matches perm.chunk(k), which cuts k pieces of about equal size; the "
+         "batches are batch_size long except the last: perm.split(batch_size) or "
+         "perm[i:i + batch_size]."),
+    Hint(_mb_shuffled_batches, "this matches shuffling the order of the batches of 0..n−1, so "
+         "each batch holds neighbouring indices; shuffle the examples: cut "
+         "torch.randperm(n, generator=generator) into consecutive batches."),
 )
 
 register(
     Check("minibatches", "partition",
           "yields every index exactly once per epoch, in batches of batch_size (the last may "
-          "be smaller)", _minibatch_cases, _reference_minibatches,
+          "be smaller), shuffled, in a new order each epoch", _minibatch_cases, _reference_minibatches,
           run=_run_minibatch_properties, hints=_MB_HINTS),
     Check("minibatches", "order",
           "shuffles with torch.randperm(n, generator=generator), cut into consecutive batches",

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from primer.exercises._common import seeded
+from primer.exercises.a02_gradient_descent.adam import _AdamLike
 from primer.exercises.a02_gradient_descent.cases import _int
 from primer.grading import Case, Check, Hint, register
 
@@ -57,6 +58,8 @@ def _state_edge_cases(gen):
         Case("Adam on a bfloat16 model", (_stepped(gen, torch.optim.Adam, dtype=torch.bfloat16),)),
         Case("Adam with the first layer frozen (no gradient, so no state)",
              (_stepped(gen, torch.optim.Adam, freeze_first=True),)),
+        Case("an Adam written like yours: state['t'] is a Python int (not a tensor), float64",
+             (_stepped(gen, _AdamLike, dtype=torch.float64),)),
     ]
 
 
@@ -79,6 +82,27 @@ def _state_parameter_bytes(optimizer):
     return sum(p.nbytes for g in optimizer.param_groups for p in g["params"])
 
 
+def _state_parameter_element_size(optimizer):
+    return sum(t.numel() * p.element_size() for p, s in optimizer.state.items()
+               for t in s.values() if isinstance(t, torch.Tensor))
+
+
+def _state_first_parameter(optimizer):
+    for s in optimizer.state.values():
+        return sum(t.nbytes for t in s.values() if isinstance(t, torch.Tensor))
+    return 0
+
+
+def _state_bytes_as_float(optimizer):
+    return float(_reference_state_bytes(optimizer))
+
+
+def _run_state_bytes(fn, case):
+    """The answer and its type: the text asks for an int (a count of bytes)."""
+    n = fn(*case.args)
+    return {"bytes": n, "type": type(n).__name__}
+
+
 _STATE_HINTS = (
     Hint(_state_bytes_without_step, "this matches leaving out the step counters: torch keeps "
          "state['step'] as a 0-dimensional tensor (4 bytes per parameter tensor); count every "
@@ -88,6 +112,13 @@ _STATE_HINTS = (
          "element_size() (8 for float64, 2 for bfloat16)."),
     Hint(_state_parameter_bytes, "this matches the bytes of the parameters themselves; the "
          "optimizer's state is in optimizer.state[p], a dict of tensors per parameter."),
+    Hint(_state_parameter_element_size, "this matches the parameter's element_size() for every "
+         "state tensor; the step counter is float32 whatever the parameter's dtype: use each "
+         "tensor's own t.element_size()."),
+    Hint(_state_first_parameter, "this matches counting the state of one parameter only; add "
+         "up over every parameter: for state in optimizer.state.values(): ..."),
+    Hint(_state_bytes_as_float, "the count is right but a float; return an int (sum the ints "
+         "t.numel() * t.element_size(), without dividing)."),
 )
 
 
@@ -119,12 +150,16 @@ def _reference_training_bytes(optimizer, param_bytes=4):
 
 
 def _training_cases(gen):
-    return [Case(f"{name!r}, default param_bytes", (name,)) for name in _OPTIMIZERS]
+    return [Case("each optimizer, default param_bytes", ())]
 
 
 def _training_precision_cases(gen):
-    return [Case(f"{name!r}, param_bytes={b}", (name,), {"param_bytes": b})
-            for b in (2, 8) for name in _OPTIMIZERS]
+    return [Case(f"each optimizer, param_bytes={b}", (), {"param_bytes": b}) for b in (2, 8)]
+
+
+def _run_training(fn, case):
+    """The answer for every optimizer name, so that one case shows which of them is off."""
+    return {name: fn(name, *case.args, **case.kwargs) for name in _OPTIMIZERS}
 
 
 _STATE_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
@@ -142,6 +177,18 @@ def _training_fixed_4(optimizer, param_bytes=4):
     return 4 * (2 + _STATE_SLOTS[optimizer])
 
 
+def _training_adamw_one_buffer(optimizer, param_bytes=4):
+    return param_bytes * (2 + {**_STATE_SLOTS, "adamw": 1}[optimizer])
+
+
+def _training_momentum_two_buffers(optimizer, param_bytes=4):
+    return param_bytes * (2 + {**_STATE_SLOTS, "momentum": 2}[optimizer])
+
+
+def _training_with_counters(optimizer, param_bytes=4):
+    return param_bytes * (2 + _STATE_SLOTS[optimizer]) + 4 * optimizer.startswith("adam")
+
+
 _TRAINING_HINTS = (
     Hint(_training_no_grad, "this matches weights + state without the gradients; during "
          "training every parameter also has a gradient of the same size."),
@@ -149,19 +196,25 @@ _TRAINING_HINTS = (
          "the gradients."),
     Hint(_training_fixed_4, "this matches 4 bytes per number whatever param_bytes is; every "
          "tensor here has param_bytes per element."),
+    Hint(_training_adamw_one_buffer, "this matches AdamW with one buffer; AdamW keeps the same "
+         "two moments as Adam (m and v): only its weight decay differs."),
+    Hint(_training_momentum_two_buffers, "this matches two buffers for SGD with momentum; it "
+         "keeps one, the momentum buffer."),
+    Hint(_training_with_counters, "this matches adding the step counter; it is one number per "
+         "tensor, not per parameter, so leave it out."),
 )
 
 register(
     Check("optimizer_state_bytes", "after_step", "counts the bytes of every state tensor of "
           "torch's optimizers after a step", _state_cases, _reference_state_bytes,
-          hints=_STATE_HINTS),
+          run=_run_state_bytes, hints=_STATE_HINTS),
     Check("optimizer_state_bytes", "edge_cases", "handles no step yet, no state, frozen "
-          "layers, float64 and bfloat16", _state_edge_cases, _reference_state_bytes,
-          hints=_STATE_HINTS),
+          "layers, float64 and bfloat16, values that are not tensors", _state_edge_cases,
+          _reference_state_bytes, run=_run_state_bytes, hints=_STATE_HINTS),
     Check("training_bytes_per_param", "float32",
           "weights + gradients + state per parameter, as measured on torch's optimizers",
-          _training_cases, _reference_training_bytes, hints=_TRAINING_HINTS),
+          _training_cases, _reference_training_bytes, run=_run_training, hints=_TRAINING_HINTS),
     Check("training_bytes_per_param", "any_precision",
           "the same for 2- and 8-byte parameters", _training_precision_cases,
-          _reference_training_bytes, hints=_TRAINING_HINTS),
+          _reference_training_bytes, run=_run_training, hints=_TRAINING_HINTS),
 )

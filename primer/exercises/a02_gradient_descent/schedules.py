@@ -51,6 +51,10 @@ def _torch_schedule(kind, max_lr, min_lr, warmup_steps, total_steps, cooldown_st
     elif kind == "linear":
         schedulers.append(lr_scheduler.LinearLR(dummy, start_factor=1.0, end_factor=end,
                                                 total_iters=T - W))
+    elif kind == "constant_cooldown" and C == 0:  # no cooldown: max_lr until T−1, min_lr from T
+        schedulers.append(lr_scheduler.ConstantLR(dummy, factor=1.0, total_iters=0))
+        milestones.append(T)
+        schedulers.append(lr_scheduler.ConstantLR(dummy, factor=end, total_iters=length + 1))
     elif kind == "constant_cooldown":
         schedulers.append(lr_scheduler.ConstantLR(dummy, factor=1.0, total_iters=0))
         milestones.append(T - C)
@@ -126,9 +130,12 @@ def _decay_cases(cooldown=False):
         out = []
         schedules = [*_fixed_schedules(cooldown), _random_schedule(gen, cooldown)]
         no_warmup = dict(max_lr=0.1, min_lr=0.01, warmup_steps=0, total_steps=12)
+        extra = []
         if cooldown:
             no_warmup["cooldown_steps"] = 4
-        for h in [*schedules, no_warmup]:
+            extra = [dict(max_lr=0.1, min_lr=0.01, warmup_steps=3, total_steps=12,
+                          cooldown_steps=0)]
+        for h in [*schedules, no_warmup, *extra]:
             W, T = h["warmup_steps"], h["total_steps"]
             out.append(_schedule_case(gen, f"{_hyper_label(h)}; steps {W}..{T + 2}",
                                       range(W, T + 3), **h))
@@ -136,19 +143,32 @@ def _decay_cases(cooldown=False):
     return cases
 
 
-def _closed_form(warmup="plus_one", decay_end=0, hold=True, use_min=True):
-    """Closed-form schedules with switches for the known mistakes (used as hints)."""
+def _closed_form(warmup="plus_one", decay_end=0, hold=True, use_min=True, hold_from_end=False,
+                 progress_from_zero=False, cooldown_shift=0, no_cooldown_holds_max=False):
+    """Closed-form schedules with switches for the known mistakes (used as hints):
+    `warmup` "from_zero" is max_lr·s/W, "nanogpt" is max_lr·(s+1)/(W+1); `decay_end` ends the
+    decay that many steps early (held at min_lr from there, or only after total_steps with
+    `hold_from_end`); `progress_from_zero` uses p = s/T; `cooldown_shift` moves the start of
+    the cooldown; `no_cooldown_holds_max` gives max_lr at s = T when cooldown_steps = 0."""
     def shape(kind):
         def lr(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
             W, T = warmup_steps, total_steps - decay_end
             floor = min_lr if use_min else 0.0
             if step < W:
+                if warmup == "nanogpt":
+                    return max_lr * (step + 1) / (W + 1)
                 return max_lr * ((step + 1) / W if warmup == "plus_one" else step / W)
-            if step > T and hold:
+            if step > (total_steps if hold_from_end else T) and hold:
                 return floor
             if kind == "cosine":
-                return floor + (max_lr - floor) * (1 + math.cos(math.pi * (step - W) / (T - W))) / 2
-            start = W if kind == "linear" else T - cooldown_steps
+                p = step / T if progress_from_zero else (step - W) / (T - W)
+                return floor + (max_lr - floor) * (1 + math.cos(math.pi * p)) / 2
+            if kind == "linear":
+                p = step / T if progress_from_zero else (step - W) / (T - W)
+                return max_lr + (floor - max_lr) * p
+            if cooldown_steps == 0:
+                return max_lr if step < T or no_cooldown_holds_max else floor
+            start = T - cooldown_steps + cooldown_shift
             if step <= start:
                 return max_lr
             return max_lr + (floor - max_lr) * (step - start) / (T - start)
@@ -166,7 +186,33 @@ def _schedule_hints(kind):
              "early, at s = T−1; it should reach min_lr exactly at s = total_steps."),
         Hint(_closed_form(hold=False)(kind), "after total_steps the learning rate should stay "
              "at min_lr."),
-        Hint(_closed_form(use_min=False)(kind), "this matches decaying to 0 instead of min_lr."),
+        Hint(_closed_form(use_min=False)(kind), "this matches decaying to 0 instead of min_lr: "
+             "the decay ends at min_lr, lr = min_lr + (max_lr − min_lr)·(...)."),
+        Hint(_closed_form(warmup="nanogpt")(kind), "this matches a warmup of max_lr·(s+1)/(W+1) "
+             "(nanoGPT's); here lr = max_lr·(s+1)/W, so that lr(W−1) = max_lr."),
+        *_shape_hints(kind),
+    )
+
+
+def _shape_hints(kind):
+    if kind == "constant_cooldown":
+        return (
+            Hint(_closed_form(cooldown_shift=1)(kind), "this matches a cooldown that starts one "
+                 "step late (lr = max_lr still at s = T − C + 1); it starts at s = T − C with "
+                 "max_lr and falls linearly over C steps to min_lr at s = T."),
+            Hint(_closed_form(cooldown_shift=-1)(kind), "this matches a cooldown that starts one "
+                 "step early (at s = T − C − 1); it starts at s = T − C with max_lr and falls "
+                 "linearly over C steps to min_lr at s = T."),
+            Hint(_closed_form(no_cooldown_holds_max=True)(kind), "this matches max_lr at "
+                 "s = total_steps when cooldown_steps = 0; with no cooldown the learning rate "
+                 "drops to min_lr at s = T (lr(T) is min_lr in every schedule)."),
+        )
+    return (
+        Hint(_closed_form(progress_from_zero=True)(kind), "this matches measuring the decay's "
+             "progress as s/T from step 0; it starts after the warmup: p = (s − W)/(T − W)."),
+        Hint(_closed_form(decay_end=1, hold_from_end=True)(kind), "this matches dividing by "
+             "T − W − 1; the decay takes T − W steps, p = (s − W)/(T − W), and reaches min_lr "
+             "exactly at s = total_steps."),
     )
 
 

@@ -11,7 +11,8 @@ from tests.mutants import alternative, mutant
 
 
 def _adam_class(name, *, bias=True, from_zero=False, eps_inside=False, decoupled=False,
-                l2=True, global_t=False, decay_after=False, default_wd=0.0, python_floats=False):
+                l2=True, global_t=False, decay_after=False, default_wd=0.0, python_floats=False,
+                m_only=False, paper_eps=False, abs_v=False, grad_inplace=False, decay_twice=False):
     """Build an Adam/AdamW variant (used for the mutants below; not pasted into notebooks)."""
 
     class Variant(torch.optim.Optimizer):
@@ -41,11 +42,20 @@ def _adam_class(name, *, bias=True, from_zero=False, eps_inside=False, decoupled
                     g = p.grad
                     if decoupled and not decay_after:
                         p.mul_(1 - lr * wd)
+                    elif grad_inplace:
+                        g += wd * p
                     elif l2 and not decoupled:
                         g = g + wd * p
+                    if decay_twice:
+                        g = g + wd * p
                     s["m"] = b1 * s["m"] + (1 - b1) * g
-                    s["v"] = b2 * s["v"] + (1 - b2) * g * g
-                    if bias and python_floats:
+                    s["v"] = b2 * s["v"] + (1 - b2) * (g.abs() if abs_v else g * g)
+                    if paper_eps:
+                        step_size = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                        update = step_size * s["m"] / (s["v"].sqrt() + eps)
+                    elif m_only:
+                        update = lr * (s["m"] / (1 - b1 ** t)) / (s["v"].sqrt() + eps)
+                    elif bias and python_floats:
                         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
                         step_size = lr / c1  # ZeroDivisionError when t = 0
                         update = step_size * s["m"] / ((s["v"] / c2).sqrt() + eps)
@@ -241,3 +251,60 @@ class AdamWOneUpdate(torch.optim.Optimizer):
                 m_hat, v_hat = st["m"] / (1 - b1 ** t), st["v"] / (1 - b2 ** t)
                 p.copy_(p - group["lr"] * (m_hat / (v_hat.sqrt() + group["eps"])
                                            + group["weight_decay"] * p))
+
+
+# --------------------------------------------------------------------------- added with the hints
+# of the one-hint rule (appended: the end-to-end tests take an exercise's first mutant that fails
+# every check).
+
+mutant("Adam", hint="ignoring weight_decay", fails=("weight_decay",))(
+    _adam_class("AdamWithoutWeightDecay", l2=False))
+mutant("Adam", hint="bias-correcting m only", fails=("first_step", "trajectory"))(
+    _adam_class("AdamCorrectsOnlyM", m_only=True))
+mutant("Adam", hint="paper's shortcut", fails=("trajectory",))(
+    _adam_class("AdamPaperShortcut", paper_eps=True))
+mutant("Adam", hint="averaging |g| in v", fails=("first_step", "trajectory"))(
+    _adam_class("AdamAveragesAbsGrad", abs_v=True))
+mutant("Adam", hint="into p.grad in place", fails=("grad_untouched",))(
+    _adam_class("AdamDecayIntoGrad", grad_inplace=True))
+
+mutant("AdamW", hint="decaying after the Adam update", fails=("trajectory",))(
+    _adam_class("AdamWDecaysAfterTheUpdate", decoupled=True, decay_after=True, default_wd=0.01))
+mutant("AdamW", hint="decaying twice", fails=("trajectory",))(
+    _adam_class("AdamWDecaysTwice", decoupled=True, decay_twice=True, default_wd=0.01))
+mutant("AdamW", hint="t = 0 at the first step", fails=("trajectory",))(
+    _adam_class("AdamWBiasFromStepZero", decoupled=True, from_zero=True, default_wd=0.01))
+mutant("AdamW", hint="bias-correcting m only", fails=("trajectory",))(
+    _adam_class("AdamWCorrectsOnlyM", decoupled=True, m_only=True, default_wd=0.01))
+mutant("AdamW", hint="paper's shortcut", fails=("trajectory",))(
+    _adam_class("AdamWPaperShortcut", decoupled=True, paper_eps=True, default_wd=0.01))
+mutant("AdamW", hint="averaging |g| in v", fails=("trajectory",))(
+    _adam_class("AdamWAveragesAbsGrad", decoupled=True, abs_v=True, default_wd=0.01))
+
+
+@alternative("AdamW")
+class AdamWLerp(torch.optim.Optimizer):
+    """lerp_ for m, addcmul_ for v, a float tensor step count, one addcdiv_."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                s = self.state[p]
+                if len(s) == 0:
+                    s["step"] = torch.tensor(0.0)
+                    s["exp_avg"] = torch.zeros_like(p)
+                    s["exp_avg_sq"] = torch.zeros_like(p)
+                s["step"] += 1
+                t = s["step"].item()
+                p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+                s["exp_avg"].lerp_(p.grad, 1 - b1)
+                s["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (s["exp_avg_sq"] / (1 - b2 ** t)).sqrt_().add_(group["eps"])
+                p.addcdiv_(s["exp_avg"], denom, value=-group["lr"] / (1 - b1 ** t))

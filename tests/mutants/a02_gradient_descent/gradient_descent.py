@@ -112,3 +112,70 @@ def gd_with_torch_func(loss_fn, theta0, lr, steps):
         losses.append(float(loss))
         theta = theta - lr * grad
     return theta, losses
+
+
+# --------------------------------------------------------------------------- added with the hints
+# of the one-hint rule (appended after the mutants above).
+
+
+@mutant("gradient_descent", hint="updating theta0 itself", fails=("theta",))
+def gd_updates_theta0_without_copy(loss_fn, theta0, lr, steps):
+    theta = theta0.requires_grad_(True)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        (grad,) = torch.autograd.grad(loss, theta)
+        with torch.no_grad():
+            theta -= lr * grad
+    return theta.detach(), losses
+
+
+@mutant("gradient_descent", hint="one update too few", fails=("theta",))
+def gd_range_steps_minus_one(loss_fn, theta0, lr, steps):
+    theta = theta0.detach().clone().requires_grad_(True)
+    losses = [loss_fn(theta).item()] if steps else []
+    for _ in range(steps - 1):
+        (grad,) = torch.autograd.grad(loss_fn(theta), theta)
+        with torch.no_grad():
+            theta -= lr * grad
+        losses.append(loss_fn(theta).item())
+    return theta.detach(), losses
+
+
+@mutant("gradient_descent", hint="still requires grad", fails=("theta",))
+def gd_returns_theta_with_grad(loss_fn, theta0, lr, steps):
+    theta = theta0.detach().clone().requires_grad_(True)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        (grad,) = torch.autograd.grad(loss, theta)
+        theta = (theta - lr * grad).detach().requires_grad_(True)
+    return theta, losses
+
+
+@mutant("gradient_descent", hint="losses kept as tensors", fails=("losses",))
+def gd_appends_loss_tensors(loss_fn, theta0, lr, steps):
+    theta = theta0.detach().clone().requires_grad_(True)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(theta)
+        losses.append(loss)
+        (grad,) = torch.autograd.grad(loss, theta, retain_graph=True)
+        with torch.no_grad():
+            theta -= lr * grad
+    return theta.detach(), losses
+
+
+@alternative("gradient_descent")
+def gd_with_data_sub(loss_fn, theta0, lr, steps):
+    theta = theta0.detach().clone().requires_grad_()
+    losses = []
+    for _ in range(steps):
+        theta.grad = None
+        loss = loss_fn(theta)
+        loss.backward()
+        losses.append(loss.item())
+        theta.data.sub_(lr * theta.grad)
+    return theta.detach(), losses

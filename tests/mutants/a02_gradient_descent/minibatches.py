@@ -60,3 +60,35 @@ def mb_tensor_split_with_warning(n, batch_size, generator):
     warnings.warn("a harmless warning from the learner's code")
     perm = torch.randperm(n, generator=generator)
     return iter(perm.tensor_split(list(range(batch_size, n, batch_size))))
+
+
+# --------------------------------------------------------------------------- added with the hints
+# of the one-hint rule (appended after the mutants above).
+
+
+@mutant("minibatches", hint="new generator (or seed) on every call", fails=("partition", "order"))
+def mb_reseeds_every_call(n, batch_size, generator):
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(1234))
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+@mutant("minibatches", hint="perm.chunk(k)", fails=("partition",))
+def mb_chunks(n, batch_size, generator):
+    perm = torch.randperm(n, generator=generator)
+    return list(perm.chunk(-(-n // batch_size)))
+
+
+@mutant("minibatches", hint="shuffling the order of the batches", fails=("partition",))
+def mb_shuffles_batches_not_examples(n, batch_size, generator):
+    batches = list(torch.arange(n).split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+
+@alternative("minibatches")
+def mb_while_loop(n, batch_size, generator):
+    perm = torch.randperm(n, generator=generator)
+    out, start = [], 0
+    while start < n:
+        out.append(perm[start:min(start + batch_size, n)])
+        start += batch_size
+    return out

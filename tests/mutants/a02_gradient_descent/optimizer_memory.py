@@ -74,3 +74,70 @@ def training_if_chain(optimizer, param_bytes=4):
     if optimizer == "momentum":
         return weights_and_grads + param_bytes
     return weights_and_grads + 2 * param_bytes
+
+
+# --------------------------------------------------------------------------- added with the hints
+# of the one-hint rule (appended after the mutants above).
+
+
+@mutant("optimizer_state_bytes", hint="parameter's element_size()", fails=("edge_cases",))
+def state_bytes_with_parameter_element_size(optimizer):
+    return sum(t.numel() * p.element_size() for p, s in optimizer.state.items()
+               for t in s.values() if isinstance(t, torch.Tensor))
+
+
+@mutant("optimizer_state_bytes", hint="one parameter only", fails=("after_step",))
+def state_bytes_of_first_parameter(optimizer):
+    for state in optimizer.state.values():
+        return sum(t.numel() * t.element_size() for t in state.values()
+                   if isinstance(t, torch.Tensor))
+    return 0
+
+
+@mutant("optimizer_state_bytes", hint="right but a float")
+def state_bytes_as_float(optimizer):
+    return sum(t.numel() * t.element_size() / 1.0 for s in optimizer.state.values()
+               for t in s.values() if isinstance(t, torch.Tensor))
+
+
+@mutant("optimizer_state_bytes", fails=("edge_cases",))
+def state_bytes_of_every_value(optimizer):
+    return sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values())
+
+
+@mutant("training_bytes_per_param", hint="AdamW with one buffer")
+def training_adamw_like_momentum(optimizer, param_bytes=4):
+    return param_bytes * {"sgd": 2, "momentum": 3, "adam": 4, "adamw": 3}[optimizer]
+
+
+@mutant("training_bytes_per_param", hint="two buffers for SGD with momentum")
+def training_momentum_two_buffers(optimizer, param_bytes=4):
+    return param_bytes * {"sgd": 2, "momentum": 4, "adam": 4, "adamw": 4}[optimizer]
+
+
+@mutant("training_bytes_per_param", hint="adding the step counter")
+def training_with_step_counters(optimizer, param_bytes=4):
+    buffers = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[optimizer]
+    return (2 + buffers) * param_bytes + (4 if optimizer in ("adam", "adamw") else 0)
+
+
+@alternative("training_bytes_per_param")
+def training_match(optimizer, param_bytes=4):
+    match optimizer:
+        case "sgd":
+            buffers = 0
+        case "momentum":
+            buffers = 1
+        case _:
+            buffers = 2
+    return (2 + buffers) * param_bytes
+
+
+@alternative("optimizer_state_bytes")
+def state_bytes_nbytes_loop(optimizer):
+    total = 0
+    for state in optimizer.state.values():
+        for value in state.values():
+            if torch.is_tensor(value):
+                total += value.nbytes
+    return total

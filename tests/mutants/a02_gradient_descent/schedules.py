@@ -93,7 +93,80 @@ def linear_interpolated(step, *, max_lr, min_lr, warmup_steps, total_steps):
 def constant_cooldown_with_min(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
-    remaining = max(total_steps - step, 0)  # steps left until the end of the run
+    if step >= total_steps:  # also with cooldown_steps = 0: min_lr from s = T on
+        return min_lr
+    remaining = total_steps - step  # steps left until the end of the run
     if remaining >= cooldown_steps:
         return max_lr
     return min_lr + (max_lr - min_lr) * remaining / cooldown_steps
+
+
+# --------------------------------------------------------------------------- added with the hints
+# of the one-hint rule (appended after the mutants above).
+
+
+def _closed(kind, *, warmup="plus_one", progress_from_zero=False, span_shift=0, cool_shift=0,
+            zero_cooldown_max=False):
+    def lr(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
+        W, T, C = warmup_steps, total_steps, cooldown_steps
+        if step < W:
+            return max_lr * (step + 1) / (W + 1 if warmup == "nanogpt" else W)
+        if step > T:
+            return min_lr
+        if kind in ("cosine", "linear"):
+            p = step / T if progress_from_zero else (step - W) / (T - W - span_shift)
+            if kind == "cosine":
+                return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * p)) / 2
+            return max_lr + (min_lr - max_lr) * p
+        start = T - C + cool_shift
+        if step <= start:
+            return max_lr if (step < T or zero_cooldown_max) else min_lr
+        return max_lr + (min_lr - max_lr) * (step - start) / (T - start)
+    return lr
+
+
+def _register_more_schedule_mutants():
+    for exercise, kind in _SIGNATURES.items():
+        variants = [("warmup_nanogpt", "nanoGPT", ("warmup",), dict(warmup="nanogpt"))]
+        if kind == "constant":
+            variants += [
+                ("cooldown_starts_late", "starts one step late", ("decay",), dict(cool_shift=1)),
+                ("cooldown_starts_early", "starts one step early", ("decay",),
+                 dict(cool_shift=-1)),
+                ("no_cooldown_keeps_max", "cooldown_steps = 0", ("decay",),
+                 dict(zero_cooldown_max=True)),
+            ]
+        else:
+            variants += [
+                ("progress_from_step_zero", "s/T from step 0", ("warmup", "decay"),
+                 dict(progress_from_zero=True)),
+                ("span_one_short", "T − W − 1", ("decay",), dict(span_shift=1)),
+            ]
+        for name, hint, fails, options in variants:
+            fn = _closed(kind, **options)
+            fn.__name__ = f"{exercise}_{name}"
+            mutant(exercise, hint=hint, fails=fails)(fn)
+
+
+_register_more_schedule_mutants()
+
+
+@alternative("lr_warmup_cosine")
+def cosine_sin_squared(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    """(1 + cos πp)/2 written as 1 − sin²(πp/2)."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    p = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return max_lr - (max_lr - min_lr) * math.sin(math.pi * p / 2) ** 2
+
+
+@alternative("lr_warmup_constant_cooldown")
+def constant_cooldown_by_min(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    into_cooldown = step - (total_steps - cooldown_steps)
+    if into_cooldown <= 0:
+        return max_lr
+    return max_lr - (max_lr - min_lr) * into_cooldown / cooldown_steps

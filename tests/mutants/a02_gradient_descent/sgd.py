@@ -153,3 +153,100 @@ class SGDFlat(torch.optim.Optimizer):
                             g = group["momentum"] * self.state[p]["v"] + g
                         self.state[p]["v"] = g
                     p.copy_(p - group["lr"] * g)
+
+
+# --------------------------------------------------------------------------- added with the hints
+# of the one-hint rule (appended: the end-to-end tests take an exercise's first mutant that fails
+# every check).
+
+
+def _sgd_class(name, *, decay=True, ema=False, keep=True, nesterov=False, into_grad=False,
+               alias=False):
+    """An SGD variant (used for the mutants below)."""
+
+    class Variant(torch.optim.Optimizer):
+        def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+            super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+        @torch.no_grad()
+        def step(self):
+            for group in self.param_groups:
+                lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if into_grad:
+                        p.grad += wd * p
+                        g = p.grad
+                    elif decay:
+                        g = p.grad if alias and wd == 0 else p.grad + wd * p
+                    else:
+                        g = p.grad
+                    if mu:
+                        state = self.state[p] if keep else {}
+                        if ema:
+                            buf = state.setdefault("b", torch.zeros_like(p))
+                            buf.mul_(mu).add_((1 - mu) * g)
+                        elif "b" not in state:
+                            buf = state["b"] = g if alias else g.clone()
+                        else:
+                            buf = state["b"]
+                            buf.mul_(mu).add_(g)
+                        g = g + mu * buf if nesterov else buf
+                    p.sub_(lr * g)
+
+    Variant.__name__ = Variant.__qualname__ = name
+    return Variant
+
+
+mutant("SGD", hint="ignoring weight_decay", fails=("weight_decay",))(
+    _sgd_class("SGDIgnoresWeightDecay", decay=False))
+mutant("SGD", hint="exponential moving average from 0", fails=("momentum",))(
+    _sgd_class("SGDMomentumAsEMA", ema=True))
+mutant("SGD", hint="momentum that has no effect", fails=("momentum",))(
+    _sgd_class("SGDForgetsTheBuffer", keep=False))
+mutant("SGD", hint="Nesterov", fails=("momentum",))(_sgd_class("SGDNesterov", nesterov=True))
+mutant("SGD", hint="into p.grad in place", fails=("grad_untouched",))(
+    _sgd_class("SGDDecayIntoGrad", into_grad=True))
+mutant("SGD", hint="p.grad itself as the momentum buffer", fails=("grad_untouched",))(
+    _sgd_class("SGDBufferIsTheGrad", alias=True))
+
+
+@mutant("SGD", fails=("plain",))
+class SGDDoesNotSkipNone(torch.optim.Optimizer):
+    """Does not skip a parameter whose .grad is None (TypeError)."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.sub_(group["lr"] * (p.grad + group["weight_decay"] * p))
+
+
+@alternative("SGD")
+class SGDCloneThenInPlace(torch.optim.Optimizer):
+    """A copy of the gradient, decay added to the copy in place, torch's buffer name."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad.clone()
+                if wd:
+                    d += wd * p
+                if mu:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(p)
+                    state["momentum_buffer"].mul_(mu).add_(d)
+                    d = state["momentum_buffer"]
+                p -= lr * d
