@@ -296,13 +296,17 @@ def judge(spec: Check, seed: int, outcome_of: Callable[[int, Case], Outcome], re
                 "`raise NotImplementedError()` in its cell with your code, run that cell, "
                 "then run this one again.",
             )
+        key = (spec.key, seed, index) if reuse else None
         if outcome.error:
-            return Result(spec.key, False, f"{head}: {outcome.error}", tuple(notes))
+            message = f"{head}: {outcome.error}"
+            hint = _matching_error_hint(spec, case, outcome.error, key)
+            if hint:
+                message += f"\n  Hint: {hint}"
+            return Result(spec.key, False, message, tuple(notes))
         problem = compare(outcome.output, expected, spec)
         if problem is not None:
             message = f"{head}: {problem}"
-            hint = _matching_hint(spec, case, outcome.output, expected,
-                                  (spec.key, seed, index) if reuse else None)
+            hint = _matching_hint(spec, case, outcome.output, expected, key)
             if hint:
                 message += f"\n  Hint: {hint}"
             return Result(spec.key, False, message, tuple(notes))
@@ -327,7 +331,7 @@ def _matching_hint(spec: Check, case: Case, actual, expected, reuse_key: tuple |
     matched: list[str] = []
     for i, hint in enumerate(spec.hints):
         mistaken = _mistaken_output(spec, hint, case, reuse_key and (*reuse_key, i))
-        if mistaken is _FAILED:
+        if isinstance(mistaken, _Raised):
             continue
         # A hint only counts when the mistake really differs from the reference on this case.
         if compare(mistaken, expected, spec) is not None and compare(actual, mistaken, spec) is None:
@@ -336,7 +340,24 @@ def _matching_hint(spec: Check, case: Case, actual, expected, reuse_key: tuple |
     return distinct[0] if len(distinct) == 1 else None
 
 
-_FAILED = object()  # a mistake's object that raised on the case
+def _matching_error_hint(spec: Check, case: Case, error: str, reuse_key: tuple | None) -> str | None:
+    """The sentence of the one known mistake that raises on this case what the learner's code
+    raised (the same exception and first line of its message)."""
+    raised = error.split("\n", 1)[0]
+    matched = []
+    for i, hint in enumerate(spec.hints):
+        mistaken = _mistaken_output(spec, hint, case, reuse_key and (*reuse_key, i))
+        if isinstance(mistaken, _Raised) and mistaken.error == raised:
+            matched.append(hint.message)
+    distinct = list(dict.fromkeys(matched))
+    return distinct[0] if len(distinct) == 1 else None
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """What a mistake's object raised on a case, worded as the learner's error would be."""
+
+    error: str
 
 
 def _mistaken_output(spec: Check, hint: Hint, case: Case, key: tuple | None):
@@ -346,8 +367,8 @@ def _mistaken_output(spec: Check, hint: Hint, case: Case, key: tuple | None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mistaken = plain(spec.apply(hint.mistake, _fresh(case)))
-    except Exception:
-        mistaken = _FAILED
+    except Exception as exc:
+        mistaken = _Raised(f"your code raised {type(exc).__name__}: {_first_line(exc)}")
     if key is not None:
         _REFERENCES[key] = mistaken
     return mistaken

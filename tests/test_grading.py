@@ -236,3 +236,20 @@ def test_a_check_can_name_the_axes_and_levels_of_its_output():
     unnamed = Check("ranks", "values", "v", lambda g: [Case("two ranks", ())], two_ranks)
     assert "in output[1][0]: 1 of 6 elements" in failure(wrong, unnamed)
     assert "at index (2, 1)" in failure(wrong, unnamed)
+
+
+def test_a_known_mistake_that_raises_is_named_when_the_learner_code_raises_the_same():
+    def no_none_check(grads):  # forgets that a parameter without a gradient has grad None
+        return [2 * g for g in grads]
+
+    def no_none_check_either(grads):  # the same mistake, written differently
+        return list(map(lambda g: 2 * g, grads))
+
+    cases = lambda g: [Case("one gradient is None", ([torch.ones(2), None],))]  # noqa: E731
+    spec = Check("double_grads", "values", "doubles the gradients that exist", cases,
+                 lambda grads: [None if g is None else 2 * g for g in grads],
+                 hints=(Hint(no_none_check, "this matches forgetting parameters whose grad is None."),))
+    message = failure(no_none_check_either, spec)
+    assert "your code raised TypeError" in message and "grad is None" in message
+    other_error = failure(lambda grads: grads[5], spec)  # IndexError: not that mistake
+    assert "IndexError" in other_error and "Hint" not in other_error
