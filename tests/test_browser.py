@@ -9,7 +9,8 @@ student-facing part, so the page is what a Binder learner gets. In it:
   image;
 - the first assignment, filled in with its solutions the way a learner would, passes every visible
   check: that run makes the README's picture (test-artifacts/screenshot.png; docs/screenshot.png is
-  a committed copy of it).
+  a committed copy of it). It is the same code as that assignment's solution notebook, so it also
+  stands in for it (one run, not two; the hidden tests of every solution run under nbval).
 Screenshots of every notebook are kept in test-artifacts/browser/ (not committed), and the timings
 in test-artifacts/browser/timings.json.
 
@@ -94,7 +95,7 @@ def lab(tmp_path_factory):
     root = copy_course(REPO, tmp / "course")
     runs = []
     for assignment in sorted(set(RELEASES) | set(SOLUTIONS)):
-        if assignment in SOLUTIONS:
+        if assignment in SOLUTIONS and assignment != COMPLETED:
             runs.append(Run(f"solutions/{assignment}/{assignment}.ipynb", "solution"))
         if assignment in RELEASES:
             runs.append(Run(f"notebooks/{assignment}/{assignment}.ipynb", "release"))
@@ -205,8 +206,9 @@ def test_released_notebook_in_jupyterlab(lab, assignment):
 
 @pytest.mark.parametrize("assignment", SOLUTIONS)
 def test_solution_notebook_in_jupyterlab(lab, assignment):
-    run = lab["runs"][("solution", assignment)]
-    _common(run, "solution notebook", assignment)
+    kind = "completed" if assignment == COMPLETED else "solution"
+    run = lab["runs"][(kind, assignment)]
+    _common(run, f"{kind} notebook", assignment)
     assert run.result["errors"] == []
     for cell in _code(run):
         assert not cell["renderedErrors"], f"cell {cell['index']} shows: {cell['renderedErrors']}"
@@ -220,11 +222,7 @@ def test_solution_notebook_in_jupyterlab(lab, assignment):
 @pytest.mark.skipif(COMPLETED is None, reason="no assignment has both a release and a solution")
 def test_completed_notebook_passes_and_makes_the_readme_picture(lab):
     run = lab["runs"][("completed", COMPLETED)]
-    _common(run, "completed notebook", COMPLETED)
-    for cell in _code(run):
-        assert not cell["renderedErrors"], (cell["index"], cell["renderedErrors"])
-        if _graded(cell):
-            assert any("✓" in o["text"] for o in cell["outputs"]), f"graded cell {cell['index']} did not pass"
+    _common(run, "completed notebook", COMPLETED)  # (and every cell passes: the solution test above)
     assert run.readme, "no passed check followed by a plot to photograph"
     assert run.readme.exists() and run.readme.stat().st_size > 20_000
 
