@@ -38,8 +38,20 @@ class _RingDefinition:
 RING_DEFINITION = _RingDefinition()
 
 
-def _forbid_collectives() -> None:
-    """In a worker: collectives raise, so that ring_allreduce can use point-to-point only."""
+# The process group's own collectives (dist.group.WORLD.allreduce([t]), ...), forbidden too.
+_PROCESS_GROUP_FORBIDDEN = ("allreduce", "allreduce_coalesced", "allgather",
+                            "allgather_into_tensor_coalesced", "_allgather_base", "reduce_scatter",
+                            "_reduce_scatter_base", "broadcast",
+                            "reduce", "alltoall", "alltoall_base", "gather", "scatter")
+
+
+def _forbid_collectives(process_group: bool = True) -> None:
+    """In a worker: collectives raise, so that ring_allreduce can use point-to-point only: by
+    every name a learner may reach them (dist.x, torch.distributed.distributed_c10d.x, and the
+    process group object's methods)."""
+    from torch._C._distributed_c10d import ProcessGroup
+    from torch.distributed import distributed_c10d
+
     def forbidden(name):
         def call(*args, **kwargs):
             raise RuntimeError(f"ring_allreduce may use only dist.isend, dist.irecv, dist.send "
@@ -47,6 +59,10 @@ def _forbid_collectives() -> None:
         return call
     for name in _FORBIDDEN:
         setattr(dist, name, forbidden(name))
+        setattr(distributed_c10d, name, forbidden(name))
+    for name in _PROCESS_GROUP_FORBIDDEN if process_group else ():
+        if hasattr(ProcessGroup, name):
+            setattr(ProcessGroup, name, forbidden(f"group.WORLD.{name}"))
 
 
 def _record_sends() -> list[tuple[int, int]]:
@@ -70,7 +86,9 @@ def _record_sends() -> list[tuple[int, int]]:
 def _ring_worker(rank, world_size, fn, shape, seed):
     g = torch.Generator().manual_seed(seed + rank)
     tensor = torch.randn(*shape, generator=g)
-    _forbid_collectives()  # the workers are forked: this changes nothing in the notebook
+    # The workers are forked: this changes nothing in the notebook. The reference's saved
+    # dist.all_reduce goes through the process group's own allreduce, which stays for it.
+    _forbid_collectives(process_group=not getattr(fn, "_primer_reference", False))
     sent = _record_sends()
     fn(tensor)
     return {"tensor": tensor.numpy().copy(), "sent": sent}
@@ -83,8 +101,9 @@ def _run_ring(fn, case: Case):
     return [torch.from_numpy(r["tensor"]) for r in results]
 
 
-_TRAFFIC = ("sends to one neighbour only", "no message larger than ⌈n/W⌉ elements",
-            "at most 2(W−1)·⌈n/W⌉ elements sent per rank")
+_TRAFFIC = ("sends only to the next rank, (r + 1) mod W", "no message larger than ⌈n/W⌉ elements",
+            "at most 2(W−1)·⌈n/W⌉ elements sent per rank",
+            "at least 2(W−1)·⌊n/W⌋ elements sent per rank (the sum travels around the ring)")
 
 
 def _run_ring_traffic(fn, case: Case):
@@ -98,9 +117,11 @@ def _run_ring_traffic(fn, case: Case):
     n, chunk = math.prod(shape), math.ceil(math.prod(shape) / world_size)
     sends = [r["sent"] for r in results]
     return {
-        _TRAFFIC[0]: all(len({dst for dst, _ in s}) <= 1 for s in sends),
+        _TRAFFIC[0]: all(dst == (rank + 1) % world_size for rank, s in enumerate(sends) for dst, _ in s),
         _TRAFFIC[1]: all(size <= chunk for s in sends for _, size in s) and n > 0,
         _TRAFFIC[2]: all(sum(size for _, size in s) <= 2 * (world_size - 1) * chunk for s in sends),
+        _TRAFFIC[3]: all(sum(size for _, size in s) >= 2 * (world_size - 1) * (n // world_size)
+                         for s in sends),
     }
 
 
@@ -111,7 +132,8 @@ def _ring_cases(specs):
     return cases
 
 
-def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True):
+def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True,
+                  gather_adds: bool = False, scatter_overwrites: bool = False):
     """A ring with one thing wrong (the hints below)."""
     def ring(tensor):
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -128,7 +150,10 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
             incoming = torch.empty_like(chunks[recv])
             dist.recv(incoming, left)
             request.wait()
-            chunks[recv] += incoming
+            if scatter_overwrites:
+                chunks[recv].copy_(incoming)
+            else:
+                chunks[recv] += incoming
         if gather:
             for step in range(world - 1):
                 send, recv = (rank + all_gather_start - step) % world, (rank - step) % world
@@ -136,7 +161,10 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
                 incoming = torch.empty_like(chunks[recv])
                 dist.recv(incoming, left)
                 request.wait()
-                chunks[recv].copy_(incoming)
+                if gather_adds:
+                    chunks[recv] += incoming
+                else:
+                    chunks[recv].copy_(incoming)
         return tensor
     return ring
 
@@ -155,15 +183,21 @@ _RING_HINTS = (
          "that is the chunk to send first."),
     Hint(_ring_mistake(drop_remainder=True), "the last n mod W elements were not summed: when W "
          "does not divide n, the chunks differ in size (tensor_split, or sizes ⌈n/W⌉ and ⌊n/W⌋)."),
+    Hint(_ring_mistake(gather_adds=True), "this matches an all-gather that adds the chunk it "
+         "receives: the chunks it passes on are already complete sums, so the all-gather "
+         "overwrites (copy_) its chunk instead of adding to it."),
+    Hint(_ring_mistake(scatter_overwrites=True), "this matches a reduce-scatter that overwrites "
+         "its chunk with the one it receives: in the reduce-scatter, add the received chunk into "
+         "your own (+=), so that every contribution is summed."),
 )
 
 register(
     Check("ring_allreduce", "two_ranks", "sums like dist.all_reduce on 2 ranks",
           _ring_cases([(2, (8,)), (2, (1001,))]), _reference_ring, run=_run_ring,
-          hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
+          hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
     Check("ring_allreduce", "uneven", "sums like dist.all_reduce on 3 and 4 ranks, any size",
           _ring_cases([(3, (10,)), (4, (7,)), (4, (5, 3)), (3, (2,))]), _reference_ring,
-          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
+          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
     Check("ring_allreduce", "traffic", "sends 2(W−1) chunks of ⌈n/W⌉ elements to the next rank",
           _ring_cases([(3, (12,)), (4, (10,))]), RING_DEFINITION, run=_run_ring_traffic,
           timeout=CHECK_TIMEOUT),
