@@ -130,7 +130,16 @@ def _allreduce_average_twice(model):
             p.grad /= dist.get_world_size()
 
 
+def _allreduce_divide_by_rank(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_rank() + 1
+
+
 _ALLREDUCE_HINTS = (
+    Hint(_allreduce_divide_by_rank, "this matches dividing by the rank (+ 1): the ranks then hold "
+         "different gradients; divide the sum by dist.get_world_size(), the same on every rank."),
     Hint(_allreduce_sum, "this matches summing the gradients: divide by the world size to get "
          "the average (or use op=ReduceOp.AVG)."),
     Hint(_allreduce_reduce_to_rank0, "only rank 0 received the averaged gradient (dist.reduce): "

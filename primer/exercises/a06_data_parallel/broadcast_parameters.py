@@ -118,12 +118,12 @@ _BROADCAST_HINTS = (
 register(
     Check("broadcast_parameters", "from_rank_0", "every rank ends with rank 0's weights",
           _broadcast_cases([(2, None), (3, None)]), _reference_broadcast, run=_run_broadcast,
-          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT, levels=("rank",)),
+          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT, levels=("rank", "state_dict entry")),
     Check("broadcast_parameters", "any_source", "every rank ends with rank src's weights",
           _broadcast_cases([(2, 1), (3, 2)]), _reference_broadcast, run=_run_broadcast,
-          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT, levels=("rank",)),
+          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT, levels=("rank", "state_dict entry")),
     Check("broadcast_parameters", "buffers", "broadcasts buffers (BatchNorm statistics) too",
           _broadcast_cases([(2, 1), (3, 0)], batchnorm=True), _reference_broadcast,
           run=_run_broadcast, exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT,
-          levels=("rank",)),
+          levels=("rank", "state_dict entry")),
 )

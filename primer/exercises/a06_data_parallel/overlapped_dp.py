@@ -165,10 +165,12 @@ def _run_overlap(cls, case: Case):
 
 
 class _BucketMistake(nn.Module):
-    """A correct OverlappedDP except for how it cuts the buckets (the hints below)."""
+    """A correct OverlappedDP but for one mistake (the hints below)."""
 
-    def __init__(self, model, bucket_cap_mb=25.0, forward_order=False, at_most=False):
+    def __init__(self, model, bucket_cap_mb=25.0, forward_order=False, at_most=False,
+                 divide=True, reset=True, async_op=True, in_hook=True):
         super().__init__()
+        self.divide, self.reset, self.async_op, self.in_hook = divide, reset, async_op, in_hook
         self.module = model
         params = list(model.parameters())
         order = params if forward_order else params[::-1]
@@ -194,19 +196,28 @@ class _BucketMistake(nn.Module):
     def _ready(self, p):
         i = self.where[p]
         self.ready[i] += 1
-        if self.ready[i] == len(self.buckets[i]):
-            flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
-            self.work[i] = (flat, dist.all_reduce(flat, async_op=True))
+        if self.ready[i] == len(self.buckets[i]) and self.in_hook:
+            self._start(i)
+
+    def _start(self, i):
+        flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
+        self.work[i] = (flat, dist.all_reduce(flat, async_op=self.async_op))
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
     def finish_gradient_synchronization(self):
+        for i in range(len(self.buckets)) if not self.in_hook else ():
+            self._start(i)
+        world = dist.get_world_size() if self.divide else 1
         for i, (flat, work) in self.work.items():
-            work.wait()
+            if self.async_op:
+                work.wait()
             for q, part in zip(self.buckets[i], flat.split([q.numel() for q in self.buckets[i]])):
-                torch.div(part.view_as(q), dist.get_world_size(), out=q.grad)
-        self.work, self.ready = {}, [0] * len(self.buckets)
+                torch.div(part.view_as(q), world, out=q.grad)
+        self.work = {}
+        if self.reset:
+            self.ready = [0] * len(self.buckets)
 
 
 def _buckets_forward(model, bucket_cap_mb=25.0):
@@ -217,7 +228,27 @@ def _buckets_at_most(model, bucket_cap_mb=25.0):
     return _BucketMistake(model, bucket_cap_mb, at_most=True)
 
 
+def _mistake(**flags):
+    def make(model, bucket_cap_mb=25.0):
+        return _BucketMistake(model, bucket_cap_mb, **flags)
+    return make
+
+
+_MATCHES_HINTS = (
+    Hint(_mistake(divide=False), "this matches summing the gradients: divide each summed flat "
+         "tensor by the world size as you copy it back (torch.div(part, world_size, out=p.grad))."),
+    Hint(_mistake(reset=False), "this matches synchronizing only the first step: the counts of "
+         "arrived gradients must start from zero again in finish_gradient_synchronization, or no "
+         "bucket is ever complete again."),
+)
+
 _OVERLAP_HINTS = (
+    Hint(_mistake(async_op=False), "this matches a blocking all-reduce in the hook: pass "
+         "async_op=True, keep the work handle, and wait for it in "
+         "finish_gradient_synchronization, so that communication overlaps backward."),
+    Hint(_mistake(in_hook=False), "this matches all-reducing in finish_gradient_synchronization, "
+         "after backward: start each bucket's all-reduce in the hook, when its last gradient "
+         "arrives."),
     Hint(_buckets_forward, "this matches buckets cut in the order of model.parameters(): take "
          "the parameters in reverse order (reversed(list(model.parameters()))), the order in "
          "which backward produces their gradients."),
@@ -236,7 +267,7 @@ def _dp_cases(specs):
 register(
     Check("OverlappedDP", "matches_ddp", "K steps give the same parameters as DDP",
           _dp_cases([(2, 0.02, 4), (3, 0.01, 4)]), _DDPReference, run=_run_matches_ddp,
-          timeout=CHECK_TIMEOUT, points=2, levels=("rank", "parameter tensor")),
+          hints=_MATCHES_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank", "parameter tensor")),
     Check("OverlappedDP", "overlaps_backward",
           "buckets are all-reduced asynchronously while backward still runs",
           _dp_cases([(2, 0.02, 3), (2, 25.0, 3)]), _DDPReference, run=_run_overlap,

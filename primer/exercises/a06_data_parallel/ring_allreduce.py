@@ -101,7 +101,8 @@ def _run_ring(fn, case: Case):
     return [torch.from_numpy(r["tensor"]) for r in results]
 
 
-_TRAFFIC = ("sends only to the next rank, (r + 1) mod W", "no message larger than ⌈n/W⌉ elements",
+_TRAFFIC = ("the ranks each rank sent to (a ring: only the next one, (r + 1) mod W)",
+            "no message larger than ⌈n/W⌉ elements",
             "at most 2(W−1)·⌈n/W⌉ elements sent per rank",
             "at least 2(W−1)·⌊n/W⌋ elements sent per rank (the sum travels around the ring)")
 
@@ -112,12 +113,13 @@ def _run_ring_traffic(fn, case: Case):
     sums and sends back, is correct but is not a ring and moves more data."""
     world_size, shape, seed = case.args
     if fn is RING_DEFINITION:
-        return {key: True for key in _TRAFFIC}
+        return {_TRAFFIC[0]: [[(rank + 1) % world_size] for rank in range(world_size)],
+                **{key: True for key in _TRAFFIC[1:]}}
     results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
     n, chunk = math.prod(shape), math.ceil(math.prod(shape) / world_size)
     sends = [r["sent"] for r in results]
     return {
-        _TRAFFIC[0]: all(dst == (rank + 1) % world_size for rank, s in enumerate(sends) for dst, _ in s),
+        _TRAFFIC[0]: [sorted({dst for dst, _ in s}) for s in sends],
         _TRAFFIC[1]: all(size <= chunk for s in sends for _, size in s) and n > 0,
         _TRAFFIC[2]: all(sum(size for _, size in s) <= 2 * (world_size - 1) * chunk for s in sends),
         _TRAFFIC[3]: all(sum(size for _, size in s) >= 2 * (world_size - 1) * (n // world_size)
@@ -133,7 +135,8 @@ def _ring_cases(specs):
 
 
 def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True,
-                  gather_adds: bool = False, scatter_overwrites: bool = False):
+                  gather_adds: bool = False, scatter_overwrites: bool = False,
+                  all_gather_shift: int = 0):
     """A ring with one thing wrong (the hints below)."""
     def ring(tensor):
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -156,7 +159,8 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
                 chunks[recv] += incoming
         if gather:
             for step in range(world - 1):
-                send, recv = (rank + all_gather_start - step) % world, (rank - step) % world
+                send = (rank + all_gather_start - step) % world
+                recv = (rank - step - all_gather_shift) % world
                 request = dist.isend(chunks[send].clone(), right)
                 incoming = torch.empty_like(chunks[recv])
                 dist.recv(incoming, left)
@@ -167,6 +171,50 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
                     chunks[recv].copy_(incoming)
         return tensor
     return ring
+
+
+def _ring_backwards(tensor):
+    """The ring in the other direction: rank r sends to r − 1 (sums right, traffic not)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    to, frm = (rank - 1) % world, (rank + 1) % world
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(world - 1):
+            if phase == "reduce-scatter":
+                send, recv = (rank + step) % world, (rank + step + 1) % world
+            else:
+                send, recv = (rank - 1 + step) % world, (rank + step) % world
+            request = dist.isend(chunks[send].clone(), to)
+            incoming = torch.empty_like(chunks[recv])
+            dist.recv(incoming, frm)
+            request.wait()
+            if phase == "reduce-scatter":
+                chunks[recv] += incoming
+            else:
+                chunks[recv].copy_(incoming)
+    return tensor
+
+
+def _ring_whole_tensors(tensor):
+    """The whole tensor passed around the ring W − 1 times (sums right, traffic not)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    total, current = tensor.clone(), tensor.clone()
+    for _ in range(world - 1):
+        incoming = torch.empty_like(current)
+        request = dist.isend(current, (rank + 1) % world)
+        dist.recv(incoming, (rank - 1) % world)
+        request.wait()
+        total += incoming
+        current = incoming
+    return tensor.copy_(total)
+
+
+_TRAFFIC_HINTS = (
+    Hint(_ring_backwards, "this matches a ring that runs backwards: rank r sends to (r − 1) mod W; "
+         "the text's ring sends to the right, (r + 1) mod W, and receives from (r − 1) mod W."),
+    Hint(_ring_whole_tensors, "this matches passing the whole tensor around the ring: the ring "
+         "sends chunks of about n/W elements (tensor_split(W)), 2(W − 1) of them per rank."),
+)
 
 
 def _ring_unchanged(tensor):
@@ -189,18 +237,29 @@ _RING_HINTS = (
     Hint(_ring_mistake(scatter_overwrites=True), "this matches a reduce-scatter that overwrites "
          "its chunk with the one it receives: in the reduce-scatter, add the received chunk into "
          "your own (+=), so that every contribution is summed."),
+    Hint(_ring_mistake(all_gather_start=0, all_gather_shift=1), "this matches an all-gather "
+         "that sends and receives the reduce-scatter's chunks (c_(r−s), into c_(r−s−1)): in the "
+         "all-gather, rank r sends the complete chunk c_((r+1−s) mod W) and overwrites "
+         "c_((r−s) mod W)."),
 )
+# On 2 ranks a reduce-scatter that overwrites and an all-gather that repeats the reduce-scatter's
+# chunks give the same result: one sentence for both there (on 3 and 4 ranks they differ).
+_BOTH = ("this matches a ring that loses contributions: in the reduce-scatter, add (+=) the "
+         "chunk you receive into your own; in the all-gather, send the complete chunk "
+         "c_((r+1−s) mod W) and overwrite c_((r−s) mod W) with what you receive.")
+_TWO_RANK_HINTS = tuple(Hint(h.mistake, _BOTH) if i >= len(_RING_HINTS) - 2 else h
+                        for i, h in enumerate(_RING_HINTS))
 
 register(
     Check("ring_allreduce", "two_ranks", "sums like dist.all_reduce on 2 ranks",
           _ring_cases([(2, (8,)), (2, (1001,))]), _reference_ring, run=_run_ring,
-          hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
+          hints=_TWO_RANK_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
     Check("ring_allreduce", "uneven", "sums like dist.all_reduce on 3 and 4 ranks, any size",
           _ring_cases([(3, (10,)), (4, (7,)), (4, (5, 3)), (3, (2,))]), _reference_ring,
           run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
     Check("ring_allreduce", "traffic", "sends 2(W−1) chunks of ⌈n/W⌉ elements to the next rank",
           _ring_cases([(3, (12,)), (4, (10,))]), RING_DEFINITION, run=_run_ring_traffic,
-          timeout=CHECK_TIMEOUT),
+          hints=_TRAFFIC_HINTS, timeout=CHECK_TIMEOUT, levels=("rank",)),
 )
 
 # The ring replaces gloo's all-reduce.

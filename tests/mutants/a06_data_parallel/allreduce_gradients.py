@@ -95,7 +95,7 @@ def allreduce_the_parameters(model):
                 p.data /= dist.get_world_size()
 
 
-@mutant("allreduce_gradients", fails=("averages", "matches_single_process"))
+@mutant("allreduce_gradients", hint="dividing by the rank", fails=("averages", "matches_single_process"))
 def allreduce_divides_by_rank(model):
     for p in model.parameters():
         if p.grad is not None:

@@ -254,7 +254,7 @@ class OverlappedDPBucketsAtMostTheCap(nn.Module):
 class _Buckets(nn.Module):
     """Buckets, hooks and the final wait, with switches for the mistakes below."""
 
-    REVERSE, DIVIDE, WAIT = True, True, True
+    REVERSE, DIVIDE, WAIT, RESET, ASYNC, IN_HOOK = True, True, True, True, True, True
 
     def __init__(self, model, bucket_cap_mb=25.0):
         super().__init__()
@@ -279,21 +279,29 @@ class _Buckets(nn.Module):
     def _ready(self, p):
         i = self.where[p]
         self.ready[i] += 1
-        if self.ready[i] == len(self.buckets[i]):
-            torch.cat([q.grad.reshape(-1) for q in self.buckets[i]], out=self.flats[i])
-            self.work[i] = dist.all_reduce(self.flats[i], async_op=True)
+        if self.ready[i] == len(self.buckets[i]) and self.IN_HOOK:
+            self._start(i)
+
+    def _start(self, i):
+        torch.cat([q.grad.reshape(-1) for q in self.buckets[i]], out=self.flats[i])
+        self.work[i] = dist.all_reduce(self.flats[i], async_op=self.ASYNC)
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
     def finish_gradient_synchronization(self):
+        if not self.IN_HOOK:
+            for i in range(len(self.buckets)):
+                self._start(i)
         world = dist.get_world_size() if self.DIVIDE else 1
         for flat, work, bucket in zip(self.flats, self.work, self.buckets):
-            if self.WAIT:
+            if self.WAIT and work is not None and self.ASYNC:
                 work.wait()
             for q, part in zip(bucket, flat.split([q.numel() for q in bucket])):
                 torch.div(part.view_as(q), world, out=q.grad)
-        self.ready, self.work = [0] * len(self.buckets), [None] * len(self.buckets)
+        self.work = [None] * len(self.buckets)
+        if self.RESET:
+            self.ready = [0] * len(self.buckets)
 
 
 @mutant("OverlappedDP", hint="order of model.parameters()", fails=("overlaps_backward",))
@@ -309,3 +317,23 @@ class OverlappedDPNeverWaits(_Buckets):
 @alternative("OverlappedDP")
 class OverlappedDPPreallocated(_Buckets):
     """The text's recipe: flat tensors allocated once, torch.cat(out=), torch.div(out=)."""
+
+
+@mutant("OverlappedDP", hint="summing the gradients", fails=("matches_ddp",))
+class OverlappedDPForgetsToDivide(_Buckets):
+    DIVIDE = False
+
+
+@mutant("OverlappedDP", hint="only the first step", fails=("matches_ddp", "overlaps_backward"))
+class OverlappedDPCountsNeverRestart(_Buckets):
+    RESET = False
+
+
+@mutant("OverlappedDP", hint="blocking all-reduce in the hook", fails=("overlaps_backward",))
+class OverlappedDPBlockingAllReduce(_Buckets):
+    ASYNC = False
+
+
+@mutant("OverlappedDP", hint="after backward", fails=("overlaps_backward",))
+class OverlappedDPAllReducesAfterBackward(_Buckets):
+    IN_HOOK = False

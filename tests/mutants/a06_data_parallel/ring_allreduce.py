@@ -189,7 +189,7 @@ def ring_all_gather_adds(tensor):
     return _ring_phases(tensor, gather_adds=True)
 
 
-@mutant("ring_allreduce", hint="reduce-scatter that overwrites", fails=("two_ranks", "uneven"))
+@mutant("ring_allreduce", hint="in the reduce-scatter, add", fails=("two_ranks", "uneven"))
 def ring_reduce_scatter_overwrites(tensor):
     return _ring_phases(tensor, scatter_overwrites=True)
 
@@ -214,7 +214,7 @@ def ring_with_torch_chunk(tensor):
     return _ring_phases(tensor, split=lambda flat, world: flat.chunk(world))
 
 
-@mutant("ring_allreduce", fails=("traffic",))
+@mutant("ring_allreduce", hint="passing the whole tensor around the ring", fails=("traffic",))
 def ring_passes_whole_tensors(tensor):
     # Correct sums, but the whole tensor goes around the ring: (W−1)·n elements per rank.
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -245,4 +245,43 @@ def ring_with_irecv_and_isend(tensor):
         for r in [dist.irecv(chunks[(rank - step) % world], left),
                   dist.isend(chunks[(rank + 1 - step) % world], right)]:
             r.wait()
+    return tensor
+
+
+@mutant("ring_allreduce", hint="runs backwards", fails=("traffic",))
+def ring_backwards_with_tensor_split(tensor):
+    """Sends to r − 1, receives from r + 1, with mirrored chunk indices: correct sums."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    to, frm = (rank - 1) % world, (rank + 1) % world
+    for step in range(world - 1):
+        incoming = torch.empty_like(chunks[(rank + step + 1) % world])
+        req = dist.isend(chunks[(rank + step) % world], to)
+        dist.recv(incoming, frm)
+        req.wait()
+        chunks[(rank + step + 1) % world] += incoming
+    for step in range(world - 1):
+        req = dist.isend(chunks[(rank - 1 + step) % world].clone(), to)
+        dist.recv(chunks[(rank + step) % world], frm)
+        req.wait()
+    return tensor
+
+
+@mutant("ring_allreduce", hint="complete chunk c_((r+1−s) mod W)", fails=("two_ranks", "uneven"))
+def ring_all_gather_repeats_the_reduce_scatter_chunks(tensor):
+    # The reduce-scatter loop copied for the all-gather, with += changed to copy_.
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(world - 1):
+            recv_i = (rank - step - 1) % world
+            incoming = torch.empty_like(chunks[recv_i])
+            req = dist.isend(chunks[(rank - step) % world].clone(), right)
+            dist.recv(incoming, left)
+            req.wait()
+            if phase == "reduce-scatter":
+                chunks[recv_i] += incoming
+            else:
+                chunks[recv_i].copy_(incoming)
     return tensor
