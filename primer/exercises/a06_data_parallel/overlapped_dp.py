@@ -168,9 +168,10 @@ class _BucketMistake(nn.Module):
     """A correct OverlappedDP but for one mistake (the hints below)."""
 
     def __init__(self, model, bucket_cap_mb=25.0, forward_order=False, at_most=False,
-                 divide=True, reset=True, async_op=True, in_hook=True):
+                 divide=True, reset=True, async_op=True, in_hook=True, stale=False):
         super().__init__()
         self.divide, self.reset, self.async_op, self.in_hook = divide, reset, async_op, in_hook
+        self.stale = stale  # with reset=False: copy back the first step's flat tensors forever
         self.module = model
         params = list(model.parameters())
         order = params if forward_order else params[::-1]
@@ -215,7 +216,8 @@ class _BucketMistake(nn.Module):
                 work.wait()
             for q, part in zip(self.buckets[i], flat.split([q.numel() for q in self.buckets[i]])):
                 torch.div(part.view_as(q), world, out=q.grad)
-        self.work = {}
+        if not self.stale:
+            self.work = {}
         if self.reset:
             self.ready = [0] * len(self.buckets)
 
@@ -237,9 +239,10 @@ def _mistake(**flags):
 _MATCHES_HINTS = (
     Hint(_mistake(divide=False), "this matches summing the gradients: divide each summed flat "
          "tensor by the world size as you copy it back (torch.div(part, world_size, out=p.grad))."),
-    Hint(_mistake(reset=False), "this matches synchronizing only the first step: the counts of "
-         "arrived gradients must start from zero again in finish_gradient_synchronization, or no "
-         "bucket is ever complete again."),
+    *(Hint(_mistake(reset=False, stale=stale), "this matches synchronizing only the first "
+           "step: the counts of arrived gradients must start from zero again in "
+           "finish_gradient_synchronization, or no bucket is ever complete again.")
+      for stale in (False, True)),
 )
 
 _OVERLAP_HINTS = (
