@@ -191,6 +191,9 @@ class _Output:
         self.open = dict(enumerate(fds))
         self.partial = {rank: b"" for rank in self.open}
         self.last = {rank: [] for rank in self.open}  # each rank's last few lines
+        # A C++ abort (gloo's "terminate called after throwing ...", then its what() and a stack)
+        # is held back, not printed: the launch's verdict comes first, and names it in a line.
+        self.held: dict[int, list[str]] = {}
 
     def last_words(self, rank: int) -> str:
         """What a crashed rank said last (a C++ abort says why in its `what():` line)."""
@@ -231,7 +234,23 @@ class _Output:
     def _print(self, rank: int, line: bytes) -> None:
         text = line.decode(errors="replace")
         self.last[rank] = (self.last[rank] + [text])[-5:]
+        if rank in self.held or text.startswith("terminate called after throwing"):
+            self.held.setdefault(rank, []).append(text)
+            return
         print(f"[rank {rank}] {text}", file=sys.stdout, flush=True)
+
+    def aborts(self, besides: int | None = None) -> str:
+        """One line per rank (other than `besides`) whose C++ code aborted: what it said."""
+        lines = []
+        for rank, held in sorted(self.held.items()):
+            if rank == besides:
+                continue
+            said = next((s.strip()[len("what():"):] for s in held if s.strip().startswith("what():")),
+                        held[0])
+            said = re.sub(r"^\s*\[(enforce fail at )?[^\]\s]+:\d+\]\s*", "", said.strip())
+            lines.append(f"rank {rank} then aborted in gloo's C++ code ({len(held)} lines of its "
+                         f"output not shown): {said}")
+        return "\n".join(lines)
 
 
 def _kill(processes) -> None:
@@ -254,7 +273,9 @@ def _died(process) -> dict:
 
 
 def _raise(rank: int, world_size: int, error: dict, timeout: float, output: _Output):
+    aborts = output.aborts(besides=rank)  # other ranks' C++ aborts: a consequence, after the cause
     tb = f"\n\nTraceback on rank {rank}:\n{error['traceback']}" if error["traceback"] else ""
+    tb += f"\n\n{aborts}" if aborts else ""
     if error["kind"] == _TIMED_OUT:
         raise DeadlockError(
             f"deadlock: rank {rank} of {world_size} waited {timeout:g} s for a message or a "
@@ -265,7 +286,8 @@ def _raise(rank: int, world_size: int, error: dict, timeout: float, output: _Out
     if error["kind"] == _DIED:
         said = output.last_words(rank)
         raise WorkerError(f"rank {rank} of {world_size} died (its process {error['message']}): "
-                          + (said or "it crashed, called os._exit, or ran out of memory"), rank)
+                          + (said or "it crashed, called os._exit, or ran out of memory")
+                          + (f"\n{aborts}" if aborts else ""), rank)
     # gloo prefixes its messages with the C++ source line: "[.../pair.cc:553] Connection ..."
     text = re.sub(r"^\[[^\]\s]+:\d+\]\s*", "", error["message"])
     first, _, rest = f"{error['type']}: {text}".rstrip().partition("\n")
@@ -394,4 +416,7 @@ def _supervise(processes, readers, output: _Output, world_size: int, timeout: fl
             f"{timeout + _GRACE:g} s. Look for a blocking send that both ranks execute at once, a "
             "recv without a matching send, a collective that not every rank calls, or a loop "
             "that never ends.")
+    aborts = output.aborts()
+    if aborts:  # every rank returned, and one aborted while it left: say so, in a line each
+        print(aborts, file=sys.stdout, flush=True)
     return [results[r] for r in range(world_size)]
