@@ -7,7 +7,7 @@ cell (spawned processes would have to pickle it, which fails for cell-defined fu
 worker limits torch to one thread before anything else, joins a rendezvous store private to this
 launch, initializes a gloo process group, runs `fn`, waits at a barrier for the other ranks and
 sends back its return value, pickled by value (numpy arrays, Python objects, even tensors). What a
-worker prints (Python or C++, stdout or stderr) appears in the cell, prefixed with its rank.
+worker prints (Python, C++) appears in the cell after its rank; a C++ abort's dump, in one line.
 
 Failures:
 - a rank raises: every worker is killed and the rank's traceback is raised in the cell as
@@ -19,9 +19,8 @@ Failures:
   deadline by several seconds. No orphaned processes either way.
 
 The rendezvous store is a `FileStore` in a fresh temporary folder, not a `TCPStore` on a free port:
-both avoid collisions between concurrent launches, but a TCPStore looks up the *name* of every
-peer address (reverse DNS), and on machines whose DNS server drops such queries each lookup can
-stall for 5 s (measured on the course's CI machine: one launch in ~13). A file needs no network.
+a TCPStore looks up the *name* of every peer (reverse DNS), and where the DNS server drops such
+queries each lookup can stall for 5 s (the course's CI: one launch in ~13). A file needs no network.
 """
 
 from __future__ import annotations
@@ -191,10 +190,11 @@ class _Output:
         self.open = dict(enumerate(fds))
         self.partial = {rank: b"" for rank in self.open}
         self.last = {rank: [] for rank in self.open}  # each rank's last few lines
+        self.held: dict[int, list[str]] = {}  # a C++ abort's lines, named after the verdict
 
-    def last_words(self, rank: int) -> str:
+    def last_words(self, rank: int, said: list[str] | None = None) -> str:
         """What a crashed rank said last (a C++ abort says why in its `what():` line)."""
-        lines = [s.strip() for s in self.last[rank] if s.strip()]
+        lines = [s.strip() for s in (self.last[rank] if said is None else said) if s.strip()]
         said = next((s[len("what():"):] for s in reversed(lines) if s.startswith("what():")),
                     lines[-1] if lines else "")
         return re.sub(r"^\[(enforce fail at )?[^\]\s]+:\d+\]\s*", "", said.strip())
@@ -231,7 +231,15 @@ class _Output:
     def _print(self, rank: int, line: bytes) -> None:
         text = line.decode(errors="replace")
         self.last[rank] = (self.last[rank] + [text])[-5:]
+        if rank in self.held or text.startswith("terminate called after throwing"):
+            return self.held.setdefault(rank, []).append(text)
         print(f"[rank {rank}] {text}", file=sys.stdout, flush=True)
+
+    def aborts(self, besides: int | None = None) -> str:
+        """A line for each rank but `besides` whose C++ code aborted: what it said (what():)."""
+        return "\n".join(f"rank {rank} then aborted in gloo's C++ code ({len(held)} lines of output "
+                         f"not shown): {self.last_words(rank, held)}"
+                         for rank, held in sorted(self.held.items()) if rank != besides)
 
 
 def _kill(processes) -> None:
@@ -254,7 +262,9 @@ def _died(process) -> dict:
 
 
 def _raise(rank: int, world_size: int, error: dict, timeout: float, output: _Output):
-    tb = f"\n\nTraceback on rank {rank}:\n{error['traceback']}" if error["traceback"] else ""
+    aborts = output.aborts(besides=rank)  # other ranks' C++ aborts: a consequence, after the cause
+    tb = (f"\n\nTraceback on rank {rank}:\n{error['traceback']}" if error["traceback"] else "") \
+        + (f"\n\n{aborts}" if aborts else "")
     if error["kind"] == _TIMED_OUT:
         raise DeadlockError(
             f"deadlock: rank {rank} of {world_size} waited {timeout:g} s for a message or a "
@@ -265,7 +275,8 @@ def _raise(rank: int, world_size: int, error: dict, timeout: float, output: _Out
     if error["kind"] == _DIED:
         said = output.last_words(rank)
         raise WorkerError(f"rank {rank} of {world_size} died (its process {error['message']}): "
-                          + (said or "it crashed, called os._exit, or ran out of memory"), rank)
+                          + (said or "it crashed, called os._exit, or ran out of memory")
+                          + (f"\n{aborts}" if aborts else ""), rank)
     # gloo prefixes its messages with the C++ source line: "[.../pair.cc:553] Connection ..."
     text = re.sub(r"^\[[^\]\s]+:\d+\]\s*", "", error["message"])
     first, _, rest = f"{error['type']}: {text}".rstrip().partition("\n")
@@ -394,4 +405,6 @@ def _supervise(processes, readers, output: _Output, world_size: int, timeout: fl
             f"{timeout + _GRACE:g} s. Look for a blocking send that both ranks execute at once, a "
             "recv without a matching send, a collective that not every rank calls, or a loop "
             "that never ends.")
+    if output.held:  # a rank aborted as it left: say so, in a line
+        print(output.aborts(), file=sys.stdout, flush=True)
     return [results[r] for r in range(world_size)]

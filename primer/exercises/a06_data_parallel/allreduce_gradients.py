@@ -113,19 +113,61 @@ def _allreduce_reduce_to_rank0(model):
                 p.grad /= dist.get_world_size()
 
 
+def _allreduce_nothing(model):
+    pass  # e.g. all_reduce of p.grad.clone(), whose result is never written back
+
+
+def _allreduce_parameters(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            dist.all_reduce(p, op=dist.ReduceOp.AVG)
+
+
+def _allreduce_average_twice(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+            p.grad /= dist.get_world_size()
+
+
+def _allreduce_divide_by_rank(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_rank() + 1
+
+
 _ALLREDUCE_HINTS = (
+    Hint(_allreduce_divide_by_rank, "this matches dividing by the rank (+ 1): the ranks then hold "
+         "different gradients; divide the sum by dist.get_world_size(), the same on every rank."),
     Hint(_allreduce_sum, "this matches summing the gradients: divide by the world size to get "
          "the average (or use op=ReduceOp.AVG)."),
     Hint(_allreduce_reduce_to_rank0, "only rank 0 received the averaged gradient (dist.reduce): "
          "use dist.all_reduce so that every rank takes the same step."),
+    Hint(_allreduce_average_twice, "this matches dividing twice: op=ReduceOp.AVG already "
+         "averages, so either use it or sum and divide by the world size, not both."),
+)
+# On one backward, reducing a clone and averaging the parameters both leave p.grad as it was:
+# one sentence for both. Over K steps of training they differ, and each has its own.
+_UNCHANGED = ("the gradients came back unchanged: all_reduce each p.grad itself, in place (not a "
+              "clone of it, whose result is never written back, and not the parameters).")
+_AVERAGES_HINTS = _ALLREDUCE_HINTS + (
+    Hint(_allreduce_nothing, _UNCHANGED),
+    Hint(_allreduce_parameters, _UNCHANGED),
+)
+_TRAINING_HINTS = _ALLREDUCE_HINTS + (
+    Hint(_allreduce_nothing, "every rank trained on its own shard: the gradients were never "
+         "averaged. all_reduce each p.grad itself, in place (not a clone of it)."),
+    Hint(_allreduce_parameters, "this matches averaging the parameters instead of the "
+         "gradients: all_reduce p.grad (between backward() and step()), not p."),
 )
 
 register(
     Check("allreduce_gradients", "averages", "leaves the average gradient over ranks on every rank",
           _gradient_cases, _reference_allreduce_gradients, run=_run_gradients,
-          hints=_ALLREDUCE_HINTS, timeout=CHECK_TIMEOUT, points=2),
+          hints=_AVERAGES_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank", "parameter")),
     Check("allreduce_gradients", "matches_single_process",
           "K data-parallel steps on shards equal K single-process steps on the full batch",
-          _training_cases, FULL_BATCH, run=_run_training, hints=_ALLREDUCE_HINTS,
-          timeout=CHECK_TIMEOUT, points=2),
+          _training_cases, FULL_BATCH, run=_run_training, hints=_TRAINING_HINTS,
+          timeout=CHECK_TIMEOUT, points=2, levels=("rank", "parameter")),
 )

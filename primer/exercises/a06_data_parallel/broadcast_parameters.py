@@ -31,11 +31,16 @@ def _reference_broadcast(model: nn.Module, src: int = 0) -> None:
 def _broadcast_worker(rank, world_size, fn, seed, src, batchnorm):
     # Every rank initializes its replica from a different seed: only a broadcast makes them equal.
     model = _seeded_model(seed + 1000 * rank, 5, 7, 3, batchnorm=batchnorm)
+    storage = [t.data_ptr() for t in model.state_dict().values()]
     if src is None:
         fn(model)
     else:
         fn(model, src=src)
-    return _numpy(model.state_dict().values())
+    return {"state_dict": _numpy(model.state_dict().values()),
+            _IN_PLACE: [t.data_ptr() for t in model.state_dict().values()] == storage}
+
+
+_IN_PLACE = "written in place (the model keeps its own tensors)"
 
 
 @_reference_cached
@@ -74,7 +79,34 @@ def _broadcast_parameters_only(model, src=0):
             dist.broadcast(p, src)
 
 
+def _broadcast_skipped(model, src=0):
+    pass
+
+
+def _broadcast_floating_point_only(model, src=0):
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                dist.broadcast(tensor, src)
+
+
+def _broadcast_into_new_tensors(model, src=0):
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            received = tensor.detach().clone()
+            dist.broadcast(received, src)
+            tensor.data = received  # the right values, in a new tensor
+
+
 _BROADCAST_HINTS = (
+    Hint(_broadcast_skipped, "every rank kept its own weights: dist.broadcast writes into the "
+         "tensor it is given, so give it the model's own tensors (those of model.state_dict()), "
+         "not copies or clones whose result is never written back."),
+    Hint(_broadcast_floating_point_only, "the integer buffer num_batches_tracked was not "
+         "broadcast: broadcast every tensor of model.state_dict(), the integer ones too."),
+    Hint(_broadcast_into_new_tensors, "the values are right, but the model's tensors were "
+         "replaced by new ones (p.data = ..., a new Parameter, set_()): write in place, into the "
+         "tensors model.state_dict() gives you."),
     Hint(_broadcast_from_zero, "every rank ended with rank 0's weights: broadcast from `src`."),
     Hint(_broadcast_average, "this matches averaging the replicas (all_reduce); a broadcast "
          "copies rank src's tensors unchanged to every rank."),
@@ -86,11 +118,12 @@ _BROADCAST_HINTS = (
 register(
     Check("broadcast_parameters", "from_rank_0", "every rank ends with rank 0's weights",
           _broadcast_cases([(2, None), (3, None)]), _reference_broadcast, run=_run_broadcast,
-          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT),
+          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT, levels=("rank", "state_dict entry")),
     Check("broadcast_parameters", "any_source", "every rank ends with rank src's weights",
           _broadcast_cases([(2, 1), (3, 2)]), _reference_broadcast, run=_run_broadcast,
-          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT),
+          exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT, levels=("rank", "state_dict entry")),
     Check("broadcast_parameters", "buffers", "broadcasts buffers (BatchNorm statistics) too",
           _broadcast_cases([(2, 1), (3, 0)], batchnorm=True), _reference_broadcast,
-          run=_run_broadcast, exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT),
+          run=_run_broadcast, exact=True, hints=_BROADCAST_HINTS, timeout=CHECK_TIMEOUT,
+          levels=("rank", "state_dict entry")),
 )

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from primer.exercises._common import seed_from
-from primer.grading import Case, Check, register
+from primer.grading import Case, Check, Hint, register
 from primer.launch import launch
 
 from .launches import (
@@ -50,6 +50,36 @@ def _ddp_with_hook(model, bucket_cap_mb=25.0):
     return _DDPReference(model, bucket_cap_mb, hook=True)
 
 
+def _text_buckets(params, bucket_cap_mb) -> list[int]:
+    """The sizes (elements) of the buckets the text defines: parameters in reverse order, each
+    bucket closed once it holds at least bucket_cap_mb MiB."""
+    sizes, numel, nbytes = [], 0, 0
+    for p in reversed(params):
+        numel, nbytes = numel + p.numel(), nbytes + p.numel() * p.element_size()
+        if nbytes >= bucket_cap_mb * 2**20:
+            sizes.append(numel)
+            numel, nbytes = 0, 0
+    return sizes + ([numel] if numel else [])
+
+
+class _Watched:
+    """A work handle that notes in its log entry when it is waited for (or its future taken)."""
+
+    def __init__(self, work, entry):
+        self._work, self._entry = work, entry
+
+    def wait(self, *args, **kwargs):
+        self._entry["waited"] = True
+        return self._work.wait(*args, **kwargs)
+
+    def get_future(self):
+        self._entry["waited"] = True
+        return self._work.get_future()
+
+    def __getattr__(self, name):
+        return getattr(self._work, name)
+
+
 def _overlap_worker(rank, world_size, cls, seed, steps, bucket_cap_mb, record):
     model = _seeded_model(seed, *_DP_WIDTHS)
     params = list(model.parameters())
@@ -63,9 +93,11 @@ def _overlap_worker(rank, world_size, cls, seed, steps, bucket_cap_mb, record):
 
         def recording(tensor, *args, **kwargs):
             async_op = kwargs.get("async_op", args[2] if len(args) > 2 else False)
-            log.append({"numel": tensor.numel(), "async": bool(async_op), "ready": state["ready"],
-                        "in_backward": state["in_backward"]})
-            return original(tensor, *args, **kwargs)
+            entry = {"numel": tensor.numel(), "async": bool(async_op), "ready": state["ready"],
+                     "in_backward": state["in_backward"], "waited": not async_op}
+            log.append(entry)
+            work = original(tensor, *args, **kwargs)
+            return _Watched(work, entry) if async_op else work
         dist.all_reduce = recording
     wrapped = cls(model, bucket_cap_mb=bucket_cap_mb)
     x, y = _data(seed + 1, 8 * world_size, _DP_WIDTHS[0], _DP_WIDTHS[-1])
@@ -82,7 +114,7 @@ def _overlap_worker(rank, world_size, cls, seed, steps, bucket_cap_mb, record):
         wrapped.finish_gradient_synchronization()
         opt.step()
     return {"params": _numpy(params), "log": log, "numel": sum(p.numel() for p in params),
-            "tensors": len(params)}
+            "tensors": len(params), "buckets": _text_buckets(params, bucket_cap_mb)}
 
 
 @_reference_cached
@@ -98,7 +130,9 @@ _OVERLAP = ("every gradient is all-reduced exactly once per step",
             "all-reduces are asynchronous (async_op=True)",
             "the first all-reduce starts before backward has produced every gradient",
             "several buckets when the model is larger than bucket_cap_mb",
-            "one bucket when the whole model fits in bucket_cap_mb")
+            "one bucket when the whole model fits in bucket_cap_mb",
+            "every all-reduce is waited for (work.wait()) before the optimizer step",
+            "elements per bucket, in the order all-reduced")
 
 
 @_reference_cached
@@ -116,13 +150,114 @@ def _run_overlap(cls, case: Case):
         _OVERLAP[0]: sum(e["numel"] for e in log) == numel,
         _OVERLAP[1]: bool(log) and all(e["in_backward"] for e in log),
         _OVERLAP[2]: bool(log) and all(e["async"] for e in log),
+        _OVERLAP[6]: all(e["waited"] for e in log),
     }
     if fits:
         out[_OVERLAP[5]] = len(log) == 1
     else:
         out[_OVERLAP[3]] = bool(log) and log[0]["ready"] < results[0]["tensors"]
         out[_OVERLAP[4]] = len(log) >= 2
+    # The buckets the text defines. DDP's own (the reference's) may be cut differently, so the
+    # reference's are derived from the rule; the learner's are what their all-reduces carried.
+    out[_OVERLAP[7]] = (results[0]["buckets"] if cls is _ddp_with_hook
+                        else [e["numel"] for e in log])
     return out
+
+
+class _BucketMistake(nn.Module):
+    """A correct OverlappedDP but for one mistake (the hints below)."""
+
+    def __init__(self, model, bucket_cap_mb=25.0, forward_order=False, at_most=False,
+                 divide=True, reset=True, async_op=True, in_hook=True, stale=False):
+        super().__init__()
+        self.divide, self.reset, self.async_op, self.in_hook = divide, reset, async_op, in_hook
+        self.stale = stale  # with reset=False: copy back the first step's flat tensors forever
+        self.module = model
+        params = list(model.parameters())
+        order = params if forward_order else params[::-1]
+        cap = bucket_cap_mb * 2**20
+        self.buckets, current, size = [], [], 0
+        for p in order:
+            nbytes = p.numel() * p.element_size()
+            if at_most and current and size + nbytes > cap:
+                self.buckets.append(current)
+                current, size = [], 0
+            current.append(p)
+            size += nbytes
+            if not at_most and size >= cap:
+                self.buckets.append(current)
+                current, size = [], 0
+        self.buckets += [current] if current else []
+        self.where = {p: i for i, b in enumerate(self.buckets) for p in b}
+        self.ready = [0] * len(self.buckets)
+        self.work = {}
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        i = self.where[p]
+        self.ready[i] += 1
+        if self.ready[i] == len(self.buckets[i]) and self.in_hook:
+            self._start(i)
+
+    def _start(self, i):
+        flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
+        self.work[i] = (flat, dist.all_reduce(flat, async_op=self.async_op))
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        for i in range(len(self.buckets)) if not self.in_hook else ():
+            self._start(i)
+        world = dist.get_world_size() if self.divide else 1
+        for i, (flat, work) in self.work.items():
+            if self.async_op:
+                work.wait()
+            for q, part in zip(self.buckets[i], flat.split([q.numel() for q in self.buckets[i]])):
+                torch.div(part.view_as(q), world, out=q.grad)
+        if not self.stale:
+            self.work = {}
+        if self.reset:
+            self.ready = [0] * len(self.buckets)
+
+
+def _buckets_forward(model, bucket_cap_mb=25.0):
+    return _BucketMistake(model, bucket_cap_mb, forward_order=True)
+
+
+def _buckets_at_most(model, bucket_cap_mb=25.0):
+    return _BucketMistake(model, bucket_cap_mb, at_most=True)
+
+
+def _mistake(**flags):
+    def make(model, bucket_cap_mb=25.0):
+        return _BucketMistake(model, bucket_cap_mb, **flags)
+    return make
+
+
+_MATCHES_HINTS = (
+    Hint(_mistake(divide=False), "this matches summing the gradients: divide each summed flat "
+         "tensor by the world size as you copy it back (torch.div(part, world_size, out=p.grad))."),
+    *(Hint(_mistake(reset=False, stale=stale), "this matches synchronizing only the first "
+           "step: the counts of arrived gradients must start from zero again in "
+           "finish_gradient_synchronization, or no bucket is ever complete again.")
+      for stale in (False, True)),
+)
+
+_OVERLAP_HINTS = (
+    Hint(_mistake(async_op=False), "this matches a blocking all-reduce in the hook: pass "
+         "async_op=True, keep the work handle, and wait for it in "
+         "finish_gradient_synchronization, so that communication overlaps backward."),
+    Hint(_mistake(in_hook=False), "this matches all-reducing in finish_gradient_synchronization, "
+         "after backward: start each bucket's all-reduce in the hook, when its last gradient "
+         "arrives."),
+    Hint(_buckets_forward, "this matches buckets cut in the order of model.parameters(): take "
+         "the parameters in reverse order (reversed(list(model.parameters()))), the order in "
+         "which backward produces their gradients."),
+    Hint(_buckets_at_most, "this matches buckets that stay at most bucket_cap_mb: keep adding "
+         "parameters until the bucket holds at least bucket_cap_mb, then start a new one."),
+)
 
 
 def _dp_cases(specs):
@@ -135,9 +270,9 @@ def _dp_cases(specs):
 register(
     Check("OverlappedDP", "matches_ddp", "K steps give the same parameters as DDP",
           _dp_cases([(2, 0.02, 4), (3, 0.01, 4)]), _DDPReference, run=_run_matches_ddp,
-          timeout=CHECK_TIMEOUT, points=2),
+          hints=_MATCHES_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank", "parameter tensor")),
     Check("OverlappedDP", "overlaps_backward",
           "buckets are all-reduced asynchronously while backward still runs",
           _dp_cases([(2, 0.02, 3), (2, 25.0, 3)]), _DDPReference, run=_run_overlap,
-          timeout=CHECK_TIMEOUT, points=2),
+          hints=_OVERLAP_HINTS, timeout=CHECK_TIMEOUT, points=2),
 )

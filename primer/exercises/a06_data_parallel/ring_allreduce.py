@@ -38,8 +38,20 @@ class _RingDefinition:
 RING_DEFINITION = _RingDefinition()
 
 
-def _forbid_collectives() -> None:
-    """In a worker: collectives raise, so that ring_allreduce can use point-to-point only."""
+# The process group's own collectives (dist.group.WORLD.allreduce([t]), ...), forbidden too.
+_PROCESS_GROUP_FORBIDDEN = ("allreduce", "allreduce_coalesced", "allgather",
+                            "allgather_into_tensor_coalesced", "_allgather_base", "reduce_scatter",
+                            "_reduce_scatter_base", "broadcast",
+                            "reduce", "alltoall", "alltoall_base", "gather", "scatter")
+
+
+def _forbid_collectives(process_group: bool = True) -> None:
+    """In a worker: collectives raise, so that ring_allreduce can use point-to-point only: by
+    every name a learner may reach them (dist.x, torch.distributed.distributed_c10d.x, and the
+    process group object's methods)."""
+    from torch._C._distributed_c10d import ProcessGroup
+    from torch.distributed import distributed_c10d
+
     def forbidden(name):
         def call(*args, **kwargs):
             raise RuntimeError(f"ring_allreduce may use only dist.isend, dist.irecv, dist.send "
@@ -47,6 +59,10 @@ def _forbid_collectives() -> None:
         return call
     for name in _FORBIDDEN:
         setattr(dist, name, forbidden(name))
+        setattr(distributed_c10d, name, forbidden(name))
+    for name in _PROCESS_GROUP_FORBIDDEN if process_group else ():
+        if hasattr(ProcessGroup, name):
+            setattr(ProcessGroup, name, forbidden(f"group.WORLD.{name}"))
 
 
 def _record_sends() -> list[tuple[int, int]]:
@@ -70,7 +86,9 @@ def _record_sends() -> list[tuple[int, int]]:
 def _ring_worker(rank, world_size, fn, shape, seed):
     g = torch.Generator().manual_seed(seed + rank)
     tensor = torch.randn(*shape, generator=g)
-    _forbid_collectives()  # the workers are forked: this changes nothing in the notebook
+    # The workers are forked: this changes nothing in the notebook. The reference's saved
+    # dist.all_reduce goes through the process group's own allreduce, which stays for it.
+    _forbid_collectives(process_group=not getattr(fn, "_primer_reference", False))
     sent = _record_sends()
     fn(tensor)
     return {"tensor": tensor.numpy().copy(), "sent": sent}
@@ -83,8 +101,10 @@ def _run_ring(fn, case: Case):
     return [torch.from_numpy(r["tensor"]) for r in results]
 
 
-_TRAFFIC = ("sends to one neighbour only", "no message larger than ⌈n/W⌉ elements",
-            "at most 2(W−1)·⌈n/W⌉ elements sent per rank")
+_TRAFFIC = ("the ranks each rank sent to (a ring: only the next one, (r + 1) mod W)",
+            "no message larger than ⌈n/W⌉ elements",
+            "at most 2(W−1)·⌈n/W⌉ elements sent per rank",
+            "at least 2(W−1)·⌊n/W⌋ elements sent per rank (the sum travels around the ring)")
 
 
 def _run_ring_traffic(fn, case: Case):
@@ -93,14 +113,17 @@ def _run_ring_traffic(fn, case: Case):
     sums and sends back, is correct but is not a ring and moves more data."""
     world_size, shape, seed = case.args
     if fn is RING_DEFINITION:
-        return {key: True for key in _TRAFFIC}
+        return {_TRAFFIC[0]: [[(rank + 1) % world_size] for rank in range(world_size)],
+                **{key: True for key in _TRAFFIC[1:]}}
     results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
     n, chunk = math.prod(shape), math.ceil(math.prod(shape) / world_size)
     sends = [r["sent"] for r in results]
     return {
-        _TRAFFIC[0]: all(len({dst for dst, _ in s}) <= 1 for s in sends),
+        _TRAFFIC[0]: [sorted({dst for dst, _ in s}) for s in sends],
         _TRAFFIC[1]: all(size <= chunk for s in sends for _, size in s) and n > 0,
         _TRAFFIC[2]: all(sum(size for _, size in s) <= 2 * (world_size - 1) * chunk for s in sends),
+        _TRAFFIC[3]: all(sum(size for _, size in s) >= 2 * (world_size - 1) * (n // world_size)
+                         for s in sends),
     }
 
 
@@ -111,7 +134,9 @@ def _ring_cases(specs):
     return cases
 
 
-def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True):
+def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True,
+                  gather_adds: bool = False, scatter_overwrites: bool = False,
+                  all_gather_shift: int = 0):
     """A ring with one thing wrong (the hints below)."""
     def ring(tensor):
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -128,17 +153,68 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
             incoming = torch.empty_like(chunks[recv])
             dist.recv(incoming, left)
             request.wait()
-            chunks[recv] += incoming
+            if scatter_overwrites:
+                chunks[recv].copy_(incoming)
+            else:
+                chunks[recv] += incoming
         if gather:
             for step in range(world - 1):
-                send, recv = (rank + all_gather_start - step) % world, (rank - step) % world
+                send = (rank + all_gather_start - step) % world
+                recv = (rank - step - all_gather_shift) % world
                 request = dist.isend(chunks[send].clone(), right)
                 incoming = torch.empty_like(chunks[recv])
                 dist.recv(incoming, left)
                 request.wait()
-                chunks[recv].copy_(incoming)
+                if gather_adds:
+                    chunks[recv] += incoming
+                else:
+                    chunks[recv].copy_(incoming)
         return tensor
     return ring
+
+
+def _ring_backwards(tensor):
+    """The ring in the other direction: rank r sends to r − 1 (sums right, traffic not)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    to, frm = (rank - 1) % world, (rank + 1) % world
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(world - 1):
+            if phase == "reduce-scatter":
+                send, recv = (rank + step) % world, (rank + step + 1) % world
+            else:
+                send, recv = (rank - 1 + step) % world, (rank + step) % world
+            request = dist.isend(chunks[send].clone(), to)
+            incoming = torch.empty_like(chunks[recv])
+            dist.recv(incoming, frm)
+            request.wait()
+            if phase == "reduce-scatter":
+                chunks[recv] += incoming
+            else:
+                chunks[recv].copy_(incoming)
+    return tensor
+
+
+def _ring_whole_tensors(tensor):
+    """The whole tensor passed around the ring W − 1 times (sums right, traffic not)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    total, current = tensor.clone(), tensor.clone()
+    for _ in range(world - 1):
+        incoming = torch.empty_like(current)
+        request = dist.isend(current, (rank + 1) % world)
+        dist.recv(incoming, (rank - 1) % world)
+        request.wait()
+        total += incoming
+        current = incoming
+    return tensor.copy_(total)
+
+
+_TRAFFIC_HINTS = (
+    Hint(_ring_backwards, "this matches a ring that runs backwards: rank r sends to (r − 1) mod W; "
+         "the text's ring sends to the right, (r + 1) mod W, and receives from (r − 1) mod W."),
+    Hint(_ring_whole_tensors, "this matches passing the whole tensor around the ring: the ring "
+         "sends chunks of about n/W elements (tensor_split(W)), 2(W − 1) of them per rank."),
+)
 
 
 def _ring_unchanged(tensor):
@@ -155,18 +231,35 @@ _RING_HINTS = (
          "that is the chunk to send first."),
     Hint(_ring_mistake(drop_remainder=True), "the last n mod W elements were not summed: when W "
          "does not divide n, the chunks differ in size (tensor_split, or sizes ⌈n/W⌉ and ⌊n/W⌋)."),
+    Hint(_ring_mistake(gather_adds=True), "this matches an all-gather that adds the chunk it "
+         "receives: the chunks it passes on are already complete sums, so the all-gather "
+         "overwrites (copy_) its chunk instead of adding to it."),
+    Hint(_ring_mistake(scatter_overwrites=True), "this matches a reduce-scatter that overwrites "
+         "its chunk with the one it receives: in the reduce-scatter, add the received chunk into "
+         "your own (+=), so that every contribution is summed."),
+    Hint(_ring_mistake(all_gather_start=0, all_gather_shift=1), "this matches an all-gather "
+         "that sends and receives the reduce-scatter's chunks (c_(r−s), into c_(r−s−1)): in the "
+         "all-gather, rank r sends the complete chunk c_((r+1−s) mod W) and overwrites "
+         "c_((r−s) mod W)."),
 )
+# On 2 ranks a reduce-scatter that overwrites and an all-gather that repeats the reduce-scatter's
+# chunks give the same result: one sentence for both there (on 3 and 4 ranks they differ).
+_BOTH = ("this matches a ring that loses contributions: in the reduce-scatter, add (+=) the "
+         "chunk you receive into your own; in the all-gather, send the complete chunk "
+         "c_((r+1−s) mod W) and overwrite c_((r−s) mod W) with what you receive.")
+_TWO_RANK_HINTS = tuple(Hint(h.mistake, _BOTH) if i >= len(_RING_HINTS) - 2 else h
+                        for i, h in enumerate(_RING_HINTS))
 
 register(
     Check("ring_allreduce", "two_ranks", "sums like dist.all_reduce on 2 ranks",
           _ring_cases([(2, (8,)), (2, (1001,))]), _reference_ring, run=_run_ring,
-          hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
+          hints=_TWO_RANK_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
     Check("ring_allreduce", "uneven", "sums like dist.all_reduce on 3 and 4 ranks, any size",
           _ring_cases([(3, (10,)), (4, (7,)), (4, (5, 3)), (3, (2,))]), _reference_ring,
-          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2),
+          run=_run_ring, hints=_RING_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank",)),
     Check("ring_allreduce", "traffic", "sends 2(W−1) chunks of ⌈n/W⌉ elements to the next rank",
           _ring_cases([(3, (12,)), (4, (10,))]), RING_DEFINITION, run=_run_ring_traffic,
-          timeout=CHECK_TIMEOUT),
+          hints=_TRAFFIC_HINTS, timeout=CHECK_TIMEOUT, levels=("rank",)),
 )
 
 # The ring replaces gloo's all-reduce.

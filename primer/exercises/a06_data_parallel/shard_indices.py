@@ -61,7 +61,19 @@ def _shard_padded(n, rank, world_size):
     return list(DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=False))
 
 
+def _shard_drop_first(n, rank, world_size):
+    return list(range(n % world_size + rank, n, world_size))
+
+
+def _shard_one_short(n, rank, world_size):
+    return list(range(rank, n, world_size))[:n // world_size - 1]
+
+
 _SHARD_HINTS = (
+    Hint(_shard_drop_first, "this matches dropping the first n mod W samples: drop_last drops "
+         "the last ones, so rank r still starts at index r."),
+    Hint(_shard_one_short, "every rank got one index too few: rank r takes r, r + W, ..., "
+         "⌊n/W⌋ indices in all (check the end of your range)."),
     Hint(_shard_blocks, "this matches contiguous blocks (rank r takes r·n/W ... (r+1)·n/W − 1); "
          "DistributedSampler interleaves: rank r takes r, r + W, r + 2W, ..."),
     Hint(_shard_keep_remainder, "this matches keeping the last n mod W samples, so the shards "
@@ -72,9 +84,11 @@ _SHARD_HINTS = (
 
 register(
     Check("shard_indices", "even", "interleaves indices like DistributedSampler when W divides n",
-          _shard_cases(uneven=False), _reference_shard, run=_run_shards, hints=_SHARD_HINTS),
+          _shard_cases(uneven=False), _reference_shard, run=_run_shards, hints=_SHARD_HINTS,
+          levels=("rank", "position")),
     Check("shard_indices", "uneven", "drops the remainder so every rank gets ⌊n/W⌋ indices",
-          _shard_cases(uneven=True), _reference_shard, run=_run_shards, hints=_SHARD_HINTS),
+          _shard_cases(uneven=True), _reference_shard, run=_run_shards, hints=_SHARD_HINTS,
+          levels=("rank", "position")),
 )
 
 # shard_indices: "without using DistributedSampler".

@@ -67,3 +67,47 @@ def allreduce_by_gathering(model):
             everyone = torch.empty(world * p.grad.numel())
             dist.all_gather_into_tensor(everyone, p.grad.reshape(-1).contiguous())
             p.grad.copy_(everyone.view(world, -1).mean(0).view_as(p.grad))
+
+
+@mutant("allreduce_gradients", hint="dividing twice", fails=("averages", "matches_single_process"))
+def allreduce_averages_then_divides(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+            p.grad /= dist.get_world_size()  # AVG has divided already
+
+
+@mutant("allreduce_gradients", hint="came back unchanged", fails=("averages", "matches_single_process"))
+def allreduce_a_clone(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            g = p.grad.clone()
+            dist.all_reduce(g)
+            g /= dist.get_world_size()  # averaged, but p.grad never sees it
+
+
+@mutant("allreduce_gradients", hint="came back unchanged", fails=("averages", "matches_single_process"))
+def allreduce_the_parameters(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.data)
+                p.data /= dist.get_world_size()
+
+
+@mutant("allreduce_gradients", hint="dividing by the rank", fails=("averages", "matches_single_process"))
+def allreduce_divides_by_rank(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_rank() + 1  # rank, not world size
+
+
+@alternative("allreduce_gradients")
+def allreduce_prescaled_and_reassigned(model):
+    world = dist.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            g = p.grad / world
+            dist.all_reduce(g)
+            p.grad = g

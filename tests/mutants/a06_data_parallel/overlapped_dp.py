@@ -146,8 +146,62 @@ class OverlappedDPSums(nn.Module):
 
 @alternative("OverlappedDP")
 class OverlappedDPAutomatic(nn.Module):
+    """Waits by itself at the end of backward (autograd's queue_callback, as DDP does), and one
+    flat buffer per bucket."""
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        cap = bucket_cap_mb * 2**20
+        self.buckets, current, size = [], [], 0
+        for p in reversed(params):
+            current.append(p)
+            size += p.numel() * p.element_size()
+            if size >= cap:
+                self.buckets.append(current)
+                current, size = [], 0
+        if current:
+            self.buckets.append(current)
+        self.index = {p: i for i, b in enumerate(self.buckets) for p in b}
+        self.missing = [len(b) for b in self.buckets]
+        self.work = {}
+        self.queued = False
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        if not self.queued:
+            self.queued = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._finish)
+        i = self.index[p]
+        self.missing[i] -= 1
+        if self.missing[i] == 0:
+            flat = torch._utils._flatten_dense_tensors([q.grad for q in self.buckets[i]])
+            self.work[i] = (flat, dist.all_reduce(flat, op=dist.ReduceOp.AVG, async_op=True))
+
+    def _finish(self):
+        for i, (flat, handle) in self.work.items():
+            handle.wait()
+            grads = [q.grad for q in self.buckets[i]]
+            for g, v in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
+                g.copy_(v)
+        self.work.clear()
+        self.missing = [len(b) for b in self.buckets]
+        self.queued = False
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        pass  # done at the end of backward
+
+
+@mutant("OverlappedDP", hint="at most bucket_cap_mb", fails=("overlaps_backward",))
+class OverlappedDPBucketsAtMostTheCap(nn.Module):
     """Waits by itself at the end of backward (autograd's queue_callback, as DDP does), buckets
-    filled until the next parameter would overflow them, and one flat buffer per bucket."""
+    filled until the next parameter would overflow them (the text says: at least the cap; this
+    was an alternative before the check recorded the buckets)."""
 
     def __init__(self, model, bucket_cap_mb=25.0):
         super().__init__()
@@ -195,3 +249,91 @@ class OverlappedDPAutomatic(nn.Module):
 
     def finish_gradient_synchronization(self):
         pass  # done at the end of backward
+
+
+class _Buckets(nn.Module):
+    """Buckets, hooks and the final wait, with switches for the mistakes below."""
+
+    REVERSE, DIVIDE, WAIT, RESET, ASYNC, IN_HOOK = True, True, True, True, True, True
+
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__()
+        self.module = model
+        params = list(model.parameters())
+        cap = bucket_cap_mb * 2**20
+        self.buckets, current, size = [], [], 0
+        for p in (params[::-1] if self.REVERSE else params):
+            current.append(p)
+            size += p.numel() * p.element_size()
+            if size >= cap:
+                self.buckets.append(current)
+                current, size = [], 0
+        self.buckets += [current] if current else []
+        self.flats = [torch.empty(sum(p.numel() for p in b)) for b in self.buckets]
+        self.where = {p: i for i, b in enumerate(self.buckets) for p in b}
+        self.ready = [0] * len(self.buckets)
+        self.work = [None] * len(self.buckets)
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._ready)
+
+    def _ready(self, p):
+        i = self.where[p]
+        self.ready[i] += 1
+        if self.ready[i] == len(self.buckets[i]) and self.IN_HOOK:
+            self._start(i)
+
+    def _start(self, i):
+        torch.cat([q.grad.reshape(-1) for q in self.buckets[i]], out=self.flats[i])
+        self.work[i] = dist.all_reduce(self.flats[i], async_op=self.ASYNC)
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def finish_gradient_synchronization(self):
+        if not self.IN_HOOK:
+            for i in range(len(self.buckets)):
+                self._start(i)
+        world = dist.get_world_size() if self.DIVIDE else 1
+        for flat, work, bucket in zip(self.flats, self.work, self.buckets):
+            if self.WAIT and work is not None and self.ASYNC:
+                work.wait()
+            for q, part in zip(bucket, flat.split([q.numel() for q in bucket])):
+                torch.div(part.view_as(q), world, out=q.grad)
+        self.work = [None] * len(self.buckets)
+        if self.RESET:
+            self.ready = [0] * len(self.buckets)
+
+
+@mutant("OverlappedDP", hint="order of model.parameters()", fails=("overlaps_backward",))
+class OverlappedDPBucketsInForwardOrder(_Buckets):
+    REVERSE = False
+
+
+@mutant("OverlappedDP", fails=("overlaps_backward",))
+class OverlappedDPNeverWaits(_Buckets):
+    WAIT = False  # copies the flat tensors back whenever: the all-reduce may not have finished
+
+
+@alternative("OverlappedDP")
+class OverlappedDPPreallocated(_Buckets):
+    """The text's recipe: flat tensors allocated once, torch.cat(out=), torch.div(out=)."""
+
+
+@mutant("OverlappedDP", hint="summing the gradients", fails=("matches_ddp",))
+class OverlappedDPForgetsToDivide(_Buckets):
+    DIVIDE = False
+
+
+@mutant("OverlappedDP", hint="only the first step", fails=("matches_ddp", "overlaps_backward"))
+class OverlappedDPCountsNeverRestart(_Buckets):
+    RESET = False
+
+
+@mutant("OverlappedDP", hint="blocking all-reduce in the hook", fails=("overlaps_backward",))
+class OverlappedDPBlockingAllReduce(_Buckets):
+    ASYNC = False
+
+
+@mutant("OverlappedDP", hint="after backward", fails=("overlaps_backward",))
+class OverlappedDPAllReducesAfterBackward(_Buckets):
+    IN_HOOK = False

@@ -110,8 +110,32 @@ def ring_everyone_sends_everything(tensor):
 
 
 @alternative("ring_allreduce")
+def ring_with_batched_p2p(tensor):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(world - 1):
+            if phase == "reduce-scatter":
+                send_i, recv_i = (rank - step) % world, (rank - step - 1) % world
+            else:
+                send_i, recv_i = (rank + 1 - step) % world, (rank - step) % world
+            incoming = torch.empty_like(chunks[recv_i])
+            ops = [dist.P2POp(dist.isend, chunks[send_i], right),
+                   dist.P2POp(dist.irecv, incoming, left)]
+            for r in dist.batch_isend_irecv(ops):
+                r.wait()
+            if phase == "reduce-scatter":
+                chunks[recv_i] += incoming
+            else:
+                chunks[recv_i].copy_(incoming)
+    return tensor
+
+
+@mutant("ring_allreduce", fails=("traffic",))
 def ring_to_the_left(tensor):
-    """The ring in the other direction, with irecv and chunk sizes ⌈n/W⌉."""
+    """The ring in the other direction (to r − 1): correct sums, but the text's ring sends to
+    r + 1 (formerly an alternative; the traffic check now says where messages go)."""
     rank, world = dist.get_rank(), dist.get_world_size()
     flat = tensor.view(-1)
     size = -(-flat.numel() // world)
@@ -132,22 +156,130 @@ def ring_to_the_left(tensor):
     return tensor
 
 
+def _ring_phases(tensor, gather_adds=False, scatter_overwrites=False, split=None):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    flat = tensor.view(-1)
+    chunks = list(split(flat, world) if split else flat.tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for step in range(world - 1):
+        recv_i = (rank - step - 1) % world
+        req = dist.isend(chunks[(rank - step) % world].clone(), right)
+        incoming = torch.empty_like(chunks[recv_i])
+        dist.recv(incoming, left)
+        req.wait()
+        if scatter_overwrites:
+            chunks[recv_i].copy_(incoming)
+        else:
+            chunks[recv_i] += incoming
+    for step in range(world - 1):
+        recv_i = (rank - step) % world
+        req = dist.isend(chunks[(rank + 1 - step) % world].clone(), right)
+        incoming = torch.empty_like(chunks[recv_i])
+        dist.recv(incoming, left)
+        req.wait()
+        if gather_adds:
+            chunks[recv_i] += incoming
+        else:
+            chunks[recv_i].copy_(incoming)
+    return tensor
+
+
+@mutant("ring_allreduce", hint="all-gather that adds", fails=("two_ranks", "uneven"))
+def ring_all_gather_adds(tensor):
+    return _ring_phases(tensor, gather_adds=True)
+
+
+@mutant("ring_allreduce", hint="in the reduce-scatter, add", fails=("two_ranks", "uneven"))
+def ring_reduce_scatter_overwrites(tensor):
+    return _ring_phases(tensor, scatter_overwrites=True)
+
+
+@mutant("ring_allreduce", hint="may use only", fails=("two_ranks", "uneven", "traffic"))
+def ring_with_the_process_group_allreduce(tensor):
+    dist.group.WORLD.allreduce([tensor]).wait()  # the collective, reached through the group
+    return tensor
+
+
+@mutant("ring_allreduce", hint="may use only", fails=("two_ranks", "uneven", "traffic"))
+def ring_with_distributed_c10d_all_reduce(tensor):
+    from torch.distributed import distributed_c10d
+
+    distributed_c10d.all_reduce(tensor)
+    return tensor
+
+
+@mutant("ring_allreduce", fails=("uneven",))
+def ring_with_torch_chunk(tensor):
+    # torch.chunk gives fewer than W chunks for small sizes (5 elements on 4 ranks: 2, 2, 1).
+    return _ring_phases(tensor, split=lambda flat, world: flat.chunk(world))
+
+
+@mutant("ring_allreduce", hint="passing the whole tensor around the ring", fails=("traffic",))
+def ring_passes_whole_tensors(tensor):
+    # Correct sums, but the whole tensor goes around the ring: (W−1)·n elements per rank.
+    rank, world = dist.get_rank(), dist.get_world_size()
+    total, current = tensor.clone(), tensor.clone()
+    for _ in range(world - 1):
+        incoming = torch.empty_like(current)
+        req = dist.isend(current, (rank + 1) % world)
+        dist.recv(incoming, (rank - 1) % world)
+        req.wait()
+        total += incoming
+        current = incoming
+    tensor.copy_(total)
+    return tensor
+
+
 @alternative("ring_allreduce")
-def ring_with_batched_p2p(tensor):
+def ring_with_irecv_and_isend(tensor):
+    """Both directions non-blocking, and the all-gather received straight into the chunk."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.reshape(-1).tensor_split(world))
+    right, left = (rank + 1) % world, (rank - 1) % world
+    for step in range(world - 1):
+        incoming = torch.empty_like(chunks[(rank - step - 1) % world])
+        for r in [dist.irecv(incoming, left), dist.isend(chunks[(rank - step) % world], right)]:
+            r.wait()
+        chunks[(rank - step - 1) % world].add_(incoming)
+    for step in range(world - 1):
+        for r in [dist.irecv(chunks[(rank - step) % world], left),
+                  dist.isend(chunks[(rank + 1 - step) % world], right)]:
+            r.wait()
+    return tensor
+
+
+@mutant("ring_allreduce", hint="runs backwards", fails=("traffic",))
+def ring_backwards_with_tensor_split(tensor):
+    """Sends to r − 1, receives from r + 1, with mirrored chunk indices: correct sums."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).tensor_split(world))
+    to, frm = (rank - 1) % world, (rank + 1) % world
+    for step in range(world - 1):
+        incoming = torch.empty_like(chunks[(rank + step + 1) % world])
+        req = dist.isend(chunks[(rank + step) % world], to)
+        dist.recv(incoming, frm)
+        req.wait()
+        chunks[(rank + step + 1) % world] += incoming
+    for step in range(world - 1):
+        req = dist.isend(chunks[(rank - 1 + step) % world].clone(), to)
+        dist.recv(chunks[(rank + step) % world], frm)
+        req.wait()
+    return tensor
+
+
+@mutant("ring_allreduce", hint="complete chunk c_((r+1−s) mod W)", fails=("two_ranks", "uneven"))
+def ring_all_gather_repeats_the_reduce_scatter_chunks(tensor):
+    # The reduce-scatter loop copied for the all-gather, with += changed to copy_.
     rank, world = dist.get_rank(), dist.get_world_size()
     chunks = list(tensor.view(-1).tensor_split(world))
     right, left = (rank + 1) % world, (rank - 1) % world
     for phase in ("reduce-scatter", "all-gather"):
         for step in range(world - 1):
-            if phase == "reduce-scatter":
-                send_i, recv_i = (rank - step) % world, (rank - step - 1) % world
-            else:
-                send_i, recv_i = (rank + 1 - step) % world, (rank - step) % world
+            recv_i = (rank - step - 1) % world
             incoming = torch.empty_like(chunks[recv_i])
-            ops = [dist.P2POp(dist.isend, chunks[send_i], right),
-                   dist.P2POp(dist.irecv, incoming, left)]
-            for r in dist.batch_isend_irecv(ops):
-                r.wait()
+            req = dist.isend(chunks[(rank - step) % world].clone(), right)
+            dist.recv(incoming, left)
+            req.wait()
             if phase == "reduce-scatter":
                 chunks[recv_i] += incoming
             else:

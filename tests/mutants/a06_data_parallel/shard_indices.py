@@ -38,3 +38,18 @@ def shard_as_tensor_slice(n, rank, world_size):
 @alternative("shard_indices")
 def shard_by_comprehension(n, rank, world_size):
     return [i for i in range(n // world_size * world_size) if i % world_size == rank]
+
+
+@mutant("shard_indices", hint="first n mod W", fails=("uneven",))
+def shard_drops_the_first_samples(n, rank, world_size):
+    return list(range(n % world_size + rank, n, world_size))
+
+
+@mutant("shard_indices", hint="one index too few", fails=("even", "uneven"))
+def shard_one_short(n, rank, world_size):
+    return list(range(rank, n, world_size))[:n // world_size - 1]
+
+
+@alternative("shard_indices")
+def shard_by_slicing_the_kept_range(n, rank, world_size):
+    return list(range(n))[:n - n % world_size][rank::world_size]
