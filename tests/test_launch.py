@@ -190,6 +190,37 @@ def test_a_crash_in_gloo_says_why():
     assert "SIGABRT" in first and "size" in first, first
 
 
+ABORT_DUMP = (b"terminate called after throwing an instance of 'gloo::IoException'\n"
+              b"  what():  [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer\n"
+              b"frame #0: c10::Error::Error(...) + 0x80\n")
+
+
+def test_a_cpp_abort_is_one_line_after_the_verdict(capsys):
+    def fn(rank, world_size):
+        if rank == 1:
+            os.write(2, ABORT_DUMP)  # what gloo's C++ code prints as it aborts a rank
+            time.sleep(10)  # (killed when rank 0 fails)
+        time.sleep(1)
+        raise ValueError("the real mistake")
+
+    with pytest.raises(WorkerError) as info:
+        launch(fn, 2, timeout=20)
+    message = str(info.value)
+    assert message.startswith("rank 0 of 2 raised ValueError: the real mistake")
+    assert message.rstrip().endswith("rank 1 then aborted in gloo's C++ code (3 lines of output not "
+                                     "shown): Connection closed by peer")
+    assert "terminate called" not in capsys.readouterr().out  # not printed raw above the verdict
+
+    def leaves_aborting(rank, world_size):
+        if rank == 1:
+            os.write(2, ABORT_DUMP)
+        return rank
+
+    assert launch(leaves_aborting, 2, timeout=20) == [0, 1]
+    out = capsys.readouterr().out
+    assert "terminate called" not in out and "rank 1 then aborted in gloo's C++ code" in out
+
+
 def test_an_unpicklable_result_is_explained():
     def fn(rank, world_size):
         return lambda: rank
