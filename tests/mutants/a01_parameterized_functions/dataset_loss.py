@@ -38,4 +38,4 @@ def dataset_with_split_and_tensor(model, loss_fn, inputs, targets, batch_size):
     with torch.no_grad():
         for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
             total += loss_fn(model(x), y).double() * x.shape[0]
-    return total / inputs.shape[0]
+    return (total / inputs.shape[0]).item()  # the text asks for a Python float (checked)
