@@ -1,6 +1,6 @@
 """Submissions that attack the grader, graded as one class: each gets exactly its honest score.
 
-One student per attack, on assignment 01 (20 points). Each attack is planted in a notebook whose
+One student per attack, on assignment 01 (22 points). Each attack is planted in a notebook whose
 honest score is known from the notebook's points: the solution (full marks), the release (0),
 or the solution with one exercise broken (full marks minus that exercise's points). After one
 grading run of the whole class, every attacker has exactly that score, the honest students after

@@ -28,11 +28,15 @@ def _ce_reduction_cases(gen):
 
 
 def _ce_stable_cases(gen):
+    """Stability only, with the default reduction (the reductions have their own check)."""
     big = far_apart_logits(gen, 8, 5)
+    # Rows 3000 apart: subtracting the batch's maximum instead of each row's leaves exp() of
+    # -3000 in the low rows, 0 in any float dtype.
+    apart = far_apart_logits(gen, 6, 5) + torch.tensor([-1500.0, 1500.0] * 3)[:, None]
     return [
         Case("logits × 1000 (float32)", (big, randint(gen, 5, 8))),
-        Case("logits × 1000, reduction='none'", (big, randint(gen, 5, 8)), {"reduction": "none"}),
-        Case("logits × 1000, reduction='sum'", (big, randint(gen, 5, 8)), {"reduction": "sum"}),
+        Case("logits near -2000 (float32)", (far_apart_logits(gen, 8, 5) - 2000.0, randint(gen, 5, 8))),
+        Case("rows 3000 apart (float32)", (apart, randint(gen, 5, 6))),
     ]
 
 
@@ -76,13 +80,92 @@ def _ce_not_ignoring(logits, targets, ignore_index=-100, reduction="mean"):
     return F.cross_entropy(logits, fixed, reduction=reduction)
 
 
+def _ce_lse_without_max(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: log(Σ exp z) - z_y computed literally (exp overflows, or underflows to 0)."""
+    keep = targets != ignore_index
+    nll = (logits.exp().sum(dim=1).log() - logits.gather(1, targets.clamp(min=0)[:, None])[:, 0]) * keep
+    if reduction == "none":
+        return nll
+    return nll.sum() if reduction == "sum" else nll.sum() / keep.sum()
+
+
+def _ce_batch_max(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: the maximum of the whole batch subtracted, not each row's."""
+    m = logits.max()
+    keep = targets != ignore_index
+    lse = m + (logits - m).exp().sum(dim=1).log()
+    nll = (lse - logits.gather(1, targets.clamp(min=0)[:, None])[:, 0]) * keep
+    if reduction == "none":
+        return nll
+    return nll.sum() if reduction == "sum" else nll.sum() / keep.sum()
+
+
+def _ce_max_not_added_back(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: log Σ exp(z - m) without adding m back."""
+    m = logits.max(dim=1, keepdim=True).values
+    return _nll_from_lse(logits, targets, torch.logsumexp(logits - m, dim=1), ignore_index, reduction)
+
+
+def _ce_wrong_sign(logits, targets, ignore_index=-100, reduction="mean"):
+    return -F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction=reduction)
+
+
+def _ce_over_batch_axis(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: log-sum-exp over dim 0 (the batch) instead of dim 1 (the classes)."""
+    keep = targets != ignore_index
+    lse = torch.logsumexp(logits, dim=0)[targets.clamp(min=0)]
+    return _nll_from_lse(logits, targets, lse, ignore_index, reduction, keep)
+
+
+def _nll_from_lse(logits, targets, lse, ignore_index, reduction, keep=None):
+    keep = targets != ignore_index if keep is None else keep
+    nll = (lse - logits.gather(1, targets.clamp(min=0)[:, None])[:, 0]) * keep
+    if reduction == "none":
+        return nll
+    return nll.sum() if reduction == "sum" else nll.sum() / keep.sum()
+
+
+def _ce_ignores_reduction(logits, targets, ignore_index=-100, reduction="mean"):
+    return F.cross_entropy(logits, targets, ignore_index=ignore_index)
+
+
+def _ce_drops_ignored(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: the ignored rows removed, so reduction='none' returns fewer than N losses."""
+    keep = targets != ignore_index
+    return F.cross_entropy(logits[keep], targets[keep], reduction=reduction)
+
+
+def _ce_ignores_default_only(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: -100 hard-coded, so another ignore_index is not ignored."""
+    return F.cross_entropy(logits, targets, reduction=reduction)
+
+
+_UNSTABLE = ("exp() of large logits overflows to inf (and of very negative ones underflows to 0) "
+             "in float32. Subtract each row's maximum before exponentiating (log-sum-exp), or use "
+             "torch.logsumexp.")
+
 _CE_HINTS = (
     Hint(_ce_mean_over_all, "this matches dividing by all N targets; the mean is over the "
          "targets that are not ignored."),
     Hint(_ce_not_ignoring, "this matches treating ignored targets as class 0: their loss "
          "must be left out (0 with reduction='none')."),
-    Hint(_ce_naive, "exp() of large logits overflows to inf in float32. Subtract each row's "
-         "maximum before exponentiating (log-sum-exp), or use torch.logsumexp."),
+    Hint(_ce_naive, _UNSTABLE),
+    Hint(_ce_lse_without_max, _UNSTABLE),
+    Hint(_ce_batch_max, "this matches subtracting the maximum of the whole batch: rows far below "
+         "it underflow to exp() = 0. Subtract each row's own maximum (max over dim=1, "
+         "keepdim=True)."),
+    Hint(_ce_max_not_added_back, "this matches log Σ exp(z - m) without adding m back: "
+         "log Σ exp(z) = m + log Σ exp(z - m)."),
+    Hint(_ce_wrong_sign, "this matches the loss with the wrong sign: it is log Σ exp(z) - z_y "
+         "(≥ 0), the negative log-probability."),
+    Hint(_ce_over_batch_axis, "this matches log-sum-exp over dim 0 (the batch): the sum is over "
+         "the classes, dim 1 of the (N, C) logits."),
+    Hint(_ce_ignores_reduction, "this matches ignoring the reduction argument: 'sum' adds the "
+         "losses, 'none' returns one loss per target."),
+    Hint(_ce_drops_ignored, "this matches removing the ignored rows: with reduction='none' "
+         "return N losses, 0 where the target is ignored."),
+    Hint(_ce_ignores_default_only, "this matches not ignoring the targets equal to ignore_index "
+         "(here 2): compare with the ignore_index argument, not with the default -100."),
 )
 
 register(
@@ -96,5 +179,8 @@ register(
           _ce_ignore_cases, F.cross_entropy, hints=_CE_HINTS),
 )
 
-# "Don't call F.cross_entropy or F.log_softmax" (the notebook's instructions).
-forbid("cross_entropy", "torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax")
+# "Don't call F.cross_entropy, F.log_softmax (in any spelling) or F.nll_loss" (the notebook's
+# instructions). nn.CrossEntropyLoss, nn.LogSoftmax and nn.NLLLoss call these F functions.
+forbid("cross_entropy", "torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax",
+       "torch.log_softmax", "torch.Tensor.log_softmax", "torch.special.log_softmax",
+       "torch.nn.functional.nll_loss")

@@ -28,6 +28,11 @@ def _functional_cases(gen):
         theta = randn(gen, n)
         x = randn(gen, batch, widths[0])
         cases.append(Case(f"MLP {'→'.join(map(str, widths))}, N={n}", (model, theta, x)))
+    # θ holds every parameter, frozen ones too (the notebook says so): count_parameters differs.
+    frozen = mlp(gen, 5, 6, 2)
+    frozen[0].requires_grad_(False)
+    n = sum(p.numel() for p in frozen.parameters())
+    cases.append(Case(f"MLP 5→6→2, first layer frozen, N={n}", (frozen, randn(gen, n), randn(gen, 3, 5))))
     return cases
 
 
@@ -36,22 +41,33 @@ def _run_values(fn, case):
     return fn(model, theta, x)
 
 
-def _run_model_unchanged(fn, case):
+def _run_model_parameters(fn, case):
+    """The model's parameters after the call, laid end to end: they must not have changed."""
     model, theta, x = case.args
-    before = [p.detach().clone() for p in model.parameters()]
     fn(model, theta, x)
-    return all(torch.equal(b, p.detach()) for b, p in zip(before, model.parameters()))
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
 
 
 def _run_gradient(fn, case):
-    """d/dθ of sum(f_θ(x)): θ must stay in the autograd graph."""
+    """d/dθ of sum(f_θ(x)): θ must stay in the autograd graph. An output that is a tensor not
+    connected to θ has no gradient: zeros, which the hint below names (not "returned None")."""
     model, theta, x = case.args
     theta = theta.clone().requires_grad_(True)
     out = fn(model, theta, x)
-    if not isinstance(out, torch.Tensor) or not out.requires_grad:
-        return None
+    if not isinstance(out, torch.Tensor):
+        return out
+    if not out.requires_grad:
+        return torch.zeros_like(theta)
     (grad,) = torch.autograd.grad(out.sum(), theta, allow_unused=True)
-    return grad
+    return torch.zeros_like(theta) if grad is None else grad
+
+
+def _split(model, theta, named):
+    params, offset = {}, 0
+    for name, p in named:
+        params[name] = theta[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return params
 
 
 def _functional_by_copy(model, theta, x):
@@ -60,16 +76,68 @@ def _functional_by_copy(model, theta, x):
     return model(x)
 
 
+def _functional_detached(model, theta, x):
+    """The mistake: the output is computed from a copy of θ outside the autograd graph."""
+    return _reference_functional_forward(model, theta.detach(), x)
+
+
+def _functional_trainable_only(model, theta, x):
+    """The mistake: θ read for the trainable parameters only (Exercise 1's rule)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return torch.func.functional_call(model, _split(model, theta, named), (x,))
+
+
+def _functional_no_offset(model, theta, x):
+    """The mistake: every parameter read from the start of θ."""
+    params = {n: theta[:p.numel()].view_as(p) for n, p in model.named_parameters()}
+    return torch.func.functional_call(model, params, (x,))
+
+
+def _functional_transposed(model, theta, x):
+    """The mistake: a weight's slice read column by column (reshaped to the transposed shape)."""
+    params, offset = {}, 0
+    for name, p in model.named_parameters():
+        chunk = theta[offset:offset + p.numel()]
+        params[name] = chunk.reshape(p.shape[::-1]).T if p.dim() == 2 else chunk.view_as(p)
+        offset += p.numel()
+    return torch.func.functional_call(model, params, (x,))
+
+
+def _functional_sorted_names(model, theta, x):
+    """The mistake: parameters taken in alphabetical order of their names (bias before weight)."""
+    named = sorted(model.named_parameters(), key=lambda item: item[0])
+    return torch.func.functional_call(model, _split(model, theta, named), (x,))
+
+
+_VALUES_HINTS = (
+    Hint(_functional_trainable_only, "this matches taking θ apart for the trainable parameters "
+         "only: θ holds every parameter of model.parameters(), frozen ones (requires_grad=False) "
+         "included."),
+    Hint(_functional_no_offset, "this matches reading every parameter from the start of θ: "
+         "advance an offset by p.numel() after each parameter."),
+    Hint(_functional_transposed, "this matches reading a weight's slice column by column: "
+         "reshape each slice straight to p.shape (row-major, like torch.reshape)."),
+    Hint(_functional_sorted_names, "this matches taking the parameters in alphabetical order of "
+         "their names: use the order of model.parameters() (each weight before its bias)."),
+)
+
+_GRAPH_CUT = ("the output does not depend on θ in the autograd graph, so no gradient reaches θ: "
+              "copying θ into the parameters, .detach() or torch.no_grad() cuts the graph. Build "
+              "the parameters from slices of θ itself, e.g. with torch.func.functional_call.")
+
 register(
     Check("functional_forward", "values", "evaluates f_θ(x) with the parameters taken from θ",
-          _functional_cases, _reference_functional_forward, run=_run_values, points=2),
+          _functional_cases, _reference_functional_forward, run=_run_values, points=2,
+          hints=_VALUES_HINTS),
     Check("functional_forward", "model_unchanged", "leaves the model's own parameters unchanged",
-          _functional_cases, _reference_functional_forward, run=_run_model_unchanged,
+          _functional_cases, _reference_functional_forward, run=_run_model_parameters,
+          axes=("parameter element",),
           hints=(Hint(_functional_by_copy, "this matches copying θ into the model's parameters "
-                      "(vector_to_parameters or .data); evaluate with θ without overwriting "
-                      "them, e.g. torch.func.functional_call."),)),
+                      "(vector_to_parameters, .copy_ or .data): the model's parameters must stay "
+                      "as they were; evaluate with θ without overwriting them, e.g. "
+                      "torch.func.functional_call."),)),
     Check("functional_forward", "gradient", "lets gradients flow back to θ",
           _functional_cases, _reference_functional_forward, run=_run_gradient,
-          hints=(Hint(_functional_by_copy, "the output does not depend on θ in the autograd "
-                      "graph: copying θ into the parameters cuts the graph."),)),
+          axes=("parameter element",),
+          hints=(Hint(_functional_by_copy, _GRAPH_CUT), Hint(_functional_detached, _GRAPH_CUT))),
 )
