@@ -67,6 +67,10 @@ def _numgrad_shape_cases(gen):
     for shape in [(3, 4), (2, 3, 2), (1,)]:
         for f in _smooth_functions(gen, shape)[1:3]:
             out.append(Case(f"{f}, x of shape {shape}", (f, _away_from_zero(gen, *shape))))
+    # a function that needs x in its own shape (a logsumexp over the first dimension): calling f
+    # on a flattened x gives another function
+    f = _Fn("f(x) = sum(logsumexp(2x, dim=0))", lambda x: torch.logsumexp(2 * x, 0).sum())
+    out.append(Case(f"{f}, x of shape (3, 4)", (f, _away_from_zero(gen, 3, 4))))
     return out
 
 
@@ -78,10 +82,14 @@ def _reference_numerical_gradient(f, x, eps=1e-6):
 
 
 def _run_input_unchanged(fn, case):
+    """x after the call (compared bitwise with x before it)."""
     f, x = case.args
-    before = x.clone()
     fn(f, x, **case.kwargs)
-    return torch.equal(before, x)
+    return x
+
+
+def _reference_input_unchanged(f, x, eps=1e-6):
+    return x
 
 
 def _numgrad_forward(f, x, eps=1e-6):
@@ -107,10 +115,38 @@ def _numgrad_in_place(f, x, eps=1e-6):
     return g
 
 
+def _numgrad_over_eps(f, x, eps=1e-6):
+    return 2 * _reference_numerical_gradient(f, x, eps)
+
+
+def _numgrad_all_at_once(f, x, eps=1e-6):
+    return torch.full_like(x, float((f(x + eps) - f(x - eps)) / (2 * eps)))
+
+
+def _numgrad_flat(f, x, eps=1e-6):
+    return _reference_numerical_gradient(f, x, eps).reshape(-1)
+
+
+def _numgrad_flat_f(f, x, eps=1e-6):
+    flat = x.detach().reshape(-1).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(flat), flat)
+    return grad.view_as(x)
+
+
 _NUMGRAD_HINTS = (
     Hint(_numgrad_forward, "this matches forward differences (f(x+eps) - f(x)) / eps, whose "
          "error is about eps·f''/2. Central differences (f(x+eps) - f(x-eps)) / (2·eps) are "
          "accurate to about eps²."),
+    Hint(_numgrad_over_eps, "this matches twice the gradient: (f(x+eps) - f(x-eps)) / eps. The "
+         "two points are 2·eps apart, so divide by 2·eps."),
+    Hint(_numgrad_all_at_once, "this matches perturbing every entry at once (f(x + eps) with a "
+         "number eps): that is a derivative along the all-ones direction, the same number in "
+         "every entry. Perturb one entry at a time, x + eps·e_i."),
+    Hint(_numgrad_flat, "this matches a flat gradient: return a tensor of x's shape "
+         "(grad.view_as(x) or grad.reshape(x.shape))."),
+    Hint(_numgrad_flat_f, "this matches calling f on the flattened x: f takes a tensor shaped "
+         "like x. Perturb a flat view of a copy (copy.view(-1)[i]) and call f on the copy "
+         "itself."),
 )
 
 register(
@@ -120,10 +156,11 @@ register(
     Check("numerical_gradient", "any_shape", "works for x of any shape, same shape out",
           _numgrad_shape_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS),
     Check("numerical_gradient", "input_unchanged", "leaves x exactly as it was",
-          _numgrad_shape_cases, _reference_numerical_gradient, run=_run_input_unchanged,
-          hints=(Hint(_numgrad_in_place, "your function changed x. Work on a copy "
-                      "(x.clone()), or save each entry and put it back: adding and subtracting "
-                      "eps can leave a rounding error in x."),)),
+          _numgrad_shape_cases, _reference_input_unchanged, run=_run_input_unchanged, exact=True,
+          hints=(Hint(_numgrad_in_place, "this matches perturbing x itself by += eps, -= 2·eps, "
+                      "+= eps: your function changed x, because adding and subtracting eps "
+                      "leaves a rounding error. Work on a copy (x.clone()) and put back each "
+                      "entry's saved value."),)),
 )
 
 # --------------------------------------------------------------------------- gradient_check
@@ -217,8 +254,19 @@ def _gradcheck_correct_cases(gen):
         _Fn("f(x) = sum(exp(x)) / 2", lambda x: x.exp().sum() / 2),
         _Fn("f(x) = w · tanh(x)", lambda x: (w.view_as(x) * torch.tanh(x)).sum()),
     ]
-    return [Case(f"{f} (a correct gradient), x of shape {shape}", (f, _away_from_zero(gen, *shape)))
-            for f in functions for shape in [(6,), (2, 3)]]
+    out = [Case(f"{f} (a correct gradient), x of shape {shape}", (f, _away_from_zero(gen, *shape)))
+           for f in functions for shape in [(6,), (2, 3)]]
+    # Gradient entries that are exactly 0 for both: x = 0 in sum(x²)/2, and entries f ignores.
+    # Central differences give exactly 0 there too, so the relative error is 0/1e-12 = 0.
+    x = _away_from_zero(gen, 6)
+    x[1] = x[4] = 0.0
+    f = _Fn("f(x) = sum(x²) / 2", lambda x: (x * x).sum() / 2)
+    out.append(Case(f"{f} (a correct gradient) at x = {[round(v, 3) for v in x.tolist()]} "
+                    "(entries 1 and 4 of the gradient are 0)", (f, x)))
+    c = torch.tensor([1.5, 0.0, -0.7, 0.0, 2.0], dtype=torch.float64)
+    f = _Fn("f(x) = c · sin(x), c = [1.5, 0, -0.7, 0, 2]", lambda x: c @ torch.sin(x))
+    out.append(Case(f"{f} (a correct gradient; entries 1 and 3 are 0)", (f, _away_from_zero(gen, 5))))
+    return out
 
 
 def _relative_error(a, n):
@@ -244,6 +292,46 @@ def _gradcheck_absolute(f, x):
     return float((a - n).abs().max())
 
 
+def _gradient_pair(f, x):
+    x1 = x.detach().clone().requires_grad_(True)
+    (a,) = torch.autograd.grad(f(x1), x1)
+    x2 = x.detach().clone().requires_grad_(True)
+    (n,) = torch.autograd.grad(f.exact(x2), x2)
+    return a, n
+
+
+def _gradcheck_no_floor(f, x):
+    a, n = _gradient_pair(f, x)
+    return float(((a - n).abs() / torch.maximum(a.abs(), n.abs())).max())
+
+
+def _gradcheck_sum_denominator(f, x):
+    a, n = _gradient_pair(f, x)
+    return float(((a - n).abs() / (a.abs() + n.abs()).clamp_min(1e-12)).max())
+
+
+def _gradcheck_over_analytic(f, x):
+    a, n = _gradient_pair(f, x)
+    return float(((a - n).abs() / a.abs().clamp_min(1e-12)).max())
+
+
+def _gradcheck_over_numeric(f, x):
+    a, n = _gradient_pair(f, x)
+    return float(((a - n).abs() / n.abs().clamp_min(1e-12)).max())
+
+
+def _gradcheck_norms(f, x):
+    a, n = _gradient_pair(f, x)
+    return float((a - n).norm() / max(float(a.norm()), float(n.norm()), 1e-12))
+
+
+def _run_python_float(fn, case):
+    out = fn(*case.args, **case.kwargs)
+    if isinstance(out, float) or out is None:
+        return out
+    return f"a {type(out).__name__} ({out!r}), not a Python float: return float(...) or .item()"
+
+
 def _gradcheck_mean(f, x):
     x1 = x.detach().clone().requires_grad_(True)
     (a,) = torch.autograd.grad(f(x1), x1)
@@ -259,9 +347,24 @@ register(
           hints=(Hint(_gradcheck_absolute, "this matches the largest *absolute* error "
                       "|a - n|; divide each entry by max(|a|, |n|, 1e-12)."),
                  Hint(_gradcheck_mean, "this matches the *mean* relative error; return the "
-                      "largest one (one wrong entry is enough to make a gradient wrong).")), points=2),
-    Check("gradient_check", "correct_is_tiny", "reports ≈ 0 (below 1e-7) for a correct gradient",
-          _gradcheck_correct_cases, _reference_gradient_check),
+                      "largest one (one wrong entry is enough to make a gradient wrong)."),
+                 Hint(_gradcheck_sum_denominator, "this matches dividing by |a| + |n| (the "
+                      "relative error of some course notes, half of ours when a and n differ "
+                      "a lot); this notebook divides by max(|a|, |n|, 1e-12)."),
+                 Hint(_gradcheck_over_analytic, "this matches dividing by |a| alone; divide "
+                      "by max(|a|, |n|, 1e-12), so that an analytic entry of 0 gives 1, not "
+                      "1e12 times the error."),
+                 Hint(_gradcheck_over_numeric, "this matches dividing by |n| alone; divide by "
+                      "max(|a|, |n|, 1e-12)."),
+                 Hint(_gradcheck_norms, "this matches a ratio of norms, |a - n| / max(|a|, "
+                      "|n|) over whole vectors; the error is per entry, and the largest one is "
+                      "returned.")), points=2),
+    Check("gradient_check", "correct_is_tiny",
+          "reports ≈ 0 (below 1e-7, a Python float) for a correct gradient, zero entries too",
+          _gradcheck_correct_cases, _reference_gradient_check, run=_run_python_float,
+          hints=(Hint(_gradcheck_no_floor, "this matches dividing by max(|a|, |n|) without the "
+                      "1e-12: where both gradient entries are 0 that is 0/0 = nan. Use "
+                      "max(|a|, |n|, 1e-12)."),)),
 )
 
 # "Don't use autograd here" (numerical_gradient's instructions).

@@ -13,7 +13,6 @@ from primer.exercises.a03_backpropagation.value_programs import (
     _FORMAT,
     ALL_OPS,
     _constant,
-    _describe_program,
     _node_names,
     _pick,
     _random_chain,
@@ -110,10 +109,28 @@ def _floats(values, what: str) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64)
 
 
+def _node_labels(leaves, program):
+    """One label per node, in the order the program creates them: a leaf's name and value, or an
+    operation with the (correct) values of its inputs, so that the first node whose data differs
+    is a sub-expression the learner can evaluate by hand."""
+    names = _node_names(len(leaves))
+    labels = [f"{name} = {x!r}" for name, x in zip(names, leaves)]
+    data = [n.data for n in _build(_scalar_value_class(None), leaves, program)]
+    for k, (op, *args) in enumerate(program):
+        inputs = list(dict.fromkeys(args[:2] if op in _BINARY else args[:1]))
+        refs = [names[a] for a in (args[:2] if op in _BINARY else args[:1])]
+        c = args[1] if op in _CONST else None
+        given = ", ".join(f"{names[a]} = {data[a]:.6g}" for a in inputs)
+        labels.append(f"n{k} = {_FORMAT[op].format(*refs, c=c)} with {given}")
+        names.append(f"n{k}")
+    return labels
+
+
 def _run_forward(cls, case):
-    """The data of every node, in the order the program creates them."""
+    """The data of every node, in the order the program creates them, keyed by what it is."""
     leaves, program = case.args
-    return _floats([n.data for n in _build(cls, leaves, program)], "data")
+    values = _floats([n.data for n in _build(cls, leaves, program)], "data").tolist()
+    return dict(zip(_node_labels(leaves, program), values))
 
 
 def _run_leaf_grads(cls, case):
@@ -136,10 +153,8 @@ def _value_forward_cases(gen):
     out = []
     for n_leaves, n_ops in [(2, 12), (3, 25), (4, 40)]:
         leaves, program = _random_program(gen, n_leaves, n_ops)
-        out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations: "
-                        f"{_describe_program(leaves, program)}; compared: the data of "
-                        f"{', '.join(_node_names(n_leaves)[:n_leaves])}, n0, n1, … in this order",
-                        (leaves, program)))
+        out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations "
+                        "(a failure names the first node whose data differs)", (leaves, program)))
     return out
 
 
@@ -157,6 +172,10 @@ def _value_ops_cases(gen):
         expr = _FORMAT[op].format(*refs, c=args[1] if op in _CONST else None)
         out.append(Case(f"out = ({expr}) * w with a={leaves[0]}, b={leaves[1]}, w={leaves[2]}",
                         (leaves, program)))
+    # ReLU at its kink: torch's derivative there is 0 (the table's a.data > 0), not 1
+    w = round(_u(gen, 0.3, 2.0), 4)
+    out.append(Case(f"out = (a.relu()) * w with a=0.0 (exactly), w={w}",
+                    ([0.0, 1.0, w], [("relu", 0), ("mul", 3, 2)])))
     return out
 
 
@@ -231,36 +250,48 @@ def _scalar_value_class(mistake: str | None = None):
             return self * -1.0
 
         def __sub__(self, o):
+            if mistake == "sub_plus":
+                return self + self._v(o)
             return self + (-self._v(o))
 
         def __rsub__(self, o):
+            if mistake == "rsub_swapped":
+                return self + (-self._v(o))
             return self._v(o) + (-self)
 
         def __pow__(self, p):
-            return self._make(self.data ** p, [(self, p * self.data ** (p - 1))])
+            x = self.data
+            local = {"pow_no_p": x ** (p - 1), "pow_x_p": p * x ** p}.get(mistake, p * x ** (p - 1))
+            return self._make(x ** p, [(self, local)])
 
         def __truediv__(self, o):
             return self * self._v(o) ** -1
 
         def __rtruediv__(self, o):
+            if mistake == "rdiv_swapped":
+                return self * self._v(o) ** -1
             return self._v(o) * self ** -1
 
         def exp(self):
             e = math.exp(self.data)
-            return self._make(e, [(self, e)])
+            return self._make(e, [(self, self.data if mistake == "exp_x" else e)])
 
         def log(self):
-            return self._make(math.log(self.data), [(self, 1.0 / self.data)])
+            x = self.data
+            local = {"log_mul": x, "log_log": math.log(x)}.get(mistake, 1.0 / x)
+            return self._make(math.log(x), [(self, local)])
 
         def tanh(self):
             t = math.tanh(self.data)
-            return self._make(t, [(self, 1.0 - t * t)])
+            return self._make(t, [(self, 1.0 - self.data ** 2 if mistake == "tanh_x" else 1.0 - t * t)])
 
         def relu(self):
-            return self._make(max(self.data, 0.0), [(self, float(self.data > 0))])
+            mask = self.data >= 0 if mistake == "relu_ge" else self.data > 0
+            return self._make(max(self.data, 0.0), [(self, float(mask))])
 
         def backward(self):
-            self.grad = 1.0
+            if mistake != "no_seed":
+                self.grad = 1.0
             if mistake == "revisit":  # no topological order: a node's rule runs once per path
                 stack, steps = [self], 0
                 while stack:
@@ -282,6 +313,18 @@ def _scalar_value_class(mistake: str | None = None):
                             seen.add(id(c))
                             queue.append(c)
                 return
+            if mistake == "preorder":  # each node once, in depth-first pre-order
+                order, seen, stack = [], set(), [self]
+                while stack:
+                    node = stack.pop()
+                    if id(node) not in seen:
+                        seen.add(id(node))
+                        order.append(node)
+                        stack.extend(node.children)
+                for node in order:
+                    if node.rule:
+                        node.rule()
+                return
             order, seen, stack = [], set(), [(self, False)]
             while stack:
                 node, done = stack.pop()
@@ -291,7 +334,7 @@ def _scalar_value_class(mistake: str | None = None):
                     seen.add(id(node))
                     stack.append((node, True))
                     stack.extend((c, False) for c in node.children)
-            for node in reversed(order):
+            for node in order if mistake == "not_reversed" else reversed(order):
                 if node.rule:
                     node.rule()
 
@@ -313,11 +356,40 @@ _VALUE_HINTS = (
     Hint(_scalar_value_class("no_chain"), "this matches leaving out `out.grad` in a backward "
          "rule: each local derivative must be multiplied by the gradient arriving from the "
          "output (chain rule)."),
+    Hint(_scalar_value_class("no_seed"), "this matches a backward() that leaves its own grad at "
+         "0: every gradient is then 0. Set self.grad = 1 (∂L/∂L) before running the rules."),
+    Hint(_scalar_value_class("not_reversed"), "this matches running the rules in the post-order "
+         "itself (leaves first): a node's rule ran before its users gave it a gradient. Walk the "
+         "reverse of the post-order, from the output to the leaves."),
+    Hint(_scalar_value_class("preorder"), "this matches running the rules in depth-first "
+         "pre-order (each node when first reached): a node reached again by a later path had "
+         "already passed its gradient on. List each node after all of its children (post-order) "
+         "and walk the reverse of that list."),
+    Hint(_scalar_value_class("tanh_x"), "this matches tanh's backward written with the input, "
+         "1 - a.data**2; the derivative is 1 - tanh(a)², that is 1 - out.data**2."),
+    Hint(_scalar_value_class("exp_x"), "this matches exp's backward written with the input "
+         "a.data; the derivative of e^a is e^a itself, out.data."),
+    Hint(_scalar_value_class("log_mul"), "this matches log's backward multiplying by a.data; "
+         "the derivative of ln a is 1/a: a.grad += out.grad / a.data."),
+    Hint(_scalar_value_class("log_log"), "this matches log's backward using ln a as its "
+         "derivative; the derivative of ln a is 1/a: a.grad += out.grad / a.data."),
+    Hint(_scalar_value_class("pow_no_p"), "this matches a ** p's backward without the factor p: "
+         "a.grad += p * a.data**(p-1) * out.grad."),
+    Hint(_scalar_value_class("pow_x_p"), "this matches a ** p's backward with a.data**p; the "
+         "exponent drops by one: a.grad += p * a.data**(p-1) * out.grad."),
+    Hint(_scalar_value_class("relu_ge"), "this matches ReLU's backward with (a.data >= 0): at "
+         "exactly 0 the derivative is taken as 0, as in the table and in torch: (a.data > 0)."),
+    Hint(_scalar_value_class("sub_plus"), "this matches a - b computed as a + b: the "
+         "subtraction must negate b, a + (-b)."),
+    Hint(_scalar_value_class("rsub_swapped"), "this matches `2 - v` computed as v - 2: "
+         "__rsub__(self, other) computes other - self, the number is on the left."),
+    Hint(_scalar_value_class("rdiv_swapped"), "this matches `2 / v` computed as v / 2: "
+         "__rtruediv__(self, other) computes other / self, that is other * self**-1."),
 )
 
 register(
     Check("Value", "forward", "computes the data of every node of random expression graphs",
-          _value_forward_cases, _TorchValue, run=_run_forward),
+          _value_forward_cases, _TorchValue, run=_run_forward, hints=_VALUE_HINTS),
     Check("Value", "ops", "gives torch.autograd's gradient for each operation, reversed ones too",
           _value_ops_cases, _TorchValue, run=_run_data_and_grads, hints=_VALUE_HINTS, points=2),
     Check("Value", "shared_nodes", "accumulates gradients of nodes used several times",
