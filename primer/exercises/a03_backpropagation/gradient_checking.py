@@ -329,7 +329,11 @@ def _run_python_float(fn, case):
     out = fn(*case.args, **case.kwargs)
     if isinstance(out, float) or out is None:
         return out
-    return f"a {type(out).__name__} ({out!r}), not a Python float: return float(...) or .item()"
+    return f"a {type(out).__module__}.{type(out).__name__}, not a Python float"
+
+
+def _gradcheck_tensor(f, x):
+    return torch.tensor(_reference_gradient_check(f, x), dtype=torch.float64)
 
 
 def _gradcheck_mean(f, x):
@@ -362,7 +366,9 @@ register(
     Check("gradient_check", "correct_is_tiny",
           "reports ≈ 0 (below 1e-7, a Python float) for a correct gradient, zero entries too",
           _gradcheck_correct_cases, _reference_gradient_check, run=_run_python_float,
-          hints=(Hint(_gradcheck_no_floor, "this matches dividing by max(|a|, |n|) without the "
+          hints=(Hint(_gradcheck_tensor, "this matches returning a tensor; return a Python "
+                      "float (float(error) or error.item())."),
+                 Hint(_gradcheck_no_floor, "this matches dividing by max(|a|, |n|) without the "
                       "1e-12: where both gradient entries are 0 that is 0/0 = nan. Use "
                       "max(|a|, |n|, 1e-12)."),)),
 )
