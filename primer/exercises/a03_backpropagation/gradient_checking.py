@@ -133,6 +133,35 @@ def _numgrad_flat_f(f, x, eps=1e-6):
     return grad.view_as(x)
 
 
+def _numgrad_eps_ignored(f, x, eps=1e-6):
+    return _central_differences(f, x, 1e-3)
+
+
+def _central_differences(f, x, eps):
+    copy, g = x.clone(), torch.zeros_like(x)
+    flat = copy.view(-1)
+    for i in range(x.numel()):
+        saved = flat[i].item()
+        flat[i] = saved + eps
+        plus = float(f(copy))
+        flat[i] = saved - eps
+        minus = float(f(copy))
+        flat[i] = saved
+        g.view(-1)[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+def _numgrad_float32(f, x, eps=1e-6):
+    return _reference_numerical_gradient(f, x, eps).float()
+
+
+def _numgrad_first_index(f, x, eps=1e-6):
+    """Perturbing x[i] (a whole slice when x has several dimensions) for i < x.shape[0]."""
+    grad = _reference_numerical_gradient(f, x, eps)
+    sums = grad.reshape(x.shape[0], -1).sum(1)
+    return sums.reshape(-1, *[1] * (x.dim() - 1)).expand_as(x).clone()
+
+
 _NUMGRAD_HINTS = (
     Hint(_numgrad_forward, "this matches forward differences (f(x+eps) - f(x)) / eps, whose "
          "error is about eps·f''/2. Central differences (f(x+eps) - f(x-eps)) / (2·eps) are "
@@ -144,6 +173,13 @@ _NUMGRAD_HINTS = (
          "every entry. Perturb one entry at a time, x + eps·e_i."),
     Hint(_numgrad_flat, "this matches a flat gradient: return a tensor of x's shape "
          "(grad.view_as(x) or grad.reshape(x.shape))."),
+    Hint(_numgrad_eps_ignored, "this matches a step of 1e-3 whatever eps is: use the eps "
+         "argument (its default is 1e-6)."),
+    Hint(_numgrad_float32, "this matches a float32 result; return x's dtype (float64), e.g. "
+         "torch.zeros_like(x) for the gradient: in float32 the estimate is too coarse."),
+    Hint(_numgrad_first_index, "this matches perturbing x[i] for i < x.shape[0]: when x has "
+         "several dimensions x[i] is a whole slice. Loop over all x.numel() entries of a flat "
+         "view, copy.view(-1)[i]."),
     Hint(_numgrad_flat_f, "this matches calling f on the flattened x: f takes a tensor shaped "
          "like x. Perturb a flat view of a copy (copy.view(-1)[i]) and call f on the copy "
          "itself."),
