@@ -7,6 +7,13 @@ import math
 import torch
 
 from primer.exercises._common import randn
+from primer.exercises.a03_backpropagation.gradient_check_mistakes import (
+    _gradcheck_no_floor,
+    _gradcheck_norms,
+    _gradcheck_over_analytic,
+    _gradcheck_over_numeric,
+    _gradcheck_sum_denominator,
+)
 from primer.grading import Case, Check, Hint, register
 from primer.rules import forbid
 
@@ -326,39 +333,6 @@ def _gradcheck_absolute(f, x):
     x2 = x.detach().clone().requires_grad_(True)
     (n,) = torch.autograd.grad(f.exact(x2), x2)
     return float((a - n).abs().max())
-
-
-def _gradient_pair(f, x):
-    x1 = x.detach().clone().requires_grad_(True)
-    (a,) = torch.autograd.grad(f(x1), x1)
-    x2 = x.detach().clone().requires_grad_(True)
-    (n,) = torch.autograd.grad(f.exact(x2), x2)
-    return a, n
-
-
-def _gradcheck_no_floor(f, x):
-    a, n = _gradient_pair(f, x)
-    return float(((a - n).abs() / torch.maximum(a.abs(), n.abs())).max())
-
-
-def _gradcheck_sum_denominator(f, x):
-    a, n = _gradient_pair(f, x)
-    return float(((a - n).abs() / (a.abs() + n.abs()).clamp_min(1e-12)).max())
-
-
-def _gradcheck_over_analytic(f, x):
-    a, n = _gradient_pair(f, x)
-    return float(((a - n).abs() / a.abs().clamp_min(1e-12)).max())
-
-
-def _gradcheck_over_numeric(f, x):
-    a, n = _gradient_pair(f, x)
-    return float(((a - n).abs() / n.abs().clamp_min(1e-12)).max())
-
-
-def _gradcheck_norms(f, x):
-    a, n = _gradient_pair(f, x)
-    return float((a - n).norm() / max(float(a.norm()), float(n.norm()), 1e-12))
 
 
 def _run_python_float(fn, case):
