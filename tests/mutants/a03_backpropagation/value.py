@@ -337,3 +337,23 @@ mutant("Value", hint="log's backward using ln a", fails=("ops",))(
     _value_class("ValueLogLocalLogNamed", log_local=lambda x: math.log(x)))
 mutant("Value", hint="with a.data**p", fails=("ops",))(
     _value_class("ValuePowLocalNamed", pow_local=lambda x, p: p * x ** p))
+mutant("Value", hint="depth-first pre-order", fails=("shared_nodes",))(
+    _value_class("ValuePreOrderNamed", backward=_backward_pre_order))
+
+
+def _backward_without_visited_set(self):
+    self.grad = 1.0
+    order, stack = [], [(self, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in node._prev)
+    for node in reversed(order):
+        node._backward()
+
+
+mutant("Value", hint="without a `visited` set", fails=("shared_nodes",))(
+    _value_class("ValueNoVisitedSet", backward=_backward_without_visited_set))
