@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from primer.exercises._common import randint, randn
 from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
 
 # --------------------------------------------------------------------------- cross_entropy_backward
 
@@ -54,6 +55,25 @@ def _ce_backward_naive(logits, targets):
     return (p - F.one_hot(targets, logits.shape[1]).to(logits.dtype)) / logits.shape[0]
 
 
+def _ce_backward_over_classes(logits, targets):
+    return _ce_backward_no_mean(logits, targets) / logits.shape[1]
+
+
+def _ce_backward_flipped(logits, targets):
+    return -_ce_backward_no_mean(logits, targets) / logits.shape[0]
+
+
+def _ce_backward_log_softmax(logits, targets):
+    onehot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+    return (torch.log_softmax(logits, 1) - onehot) / logits.shape[0]
+
+
+def _ce_backward_global_max(logits, targets):
+    e = (logits - logits.max()).exp()
+    p = e / e.sum(1, keepdim=True)
+    return (p - F.one_hot(targets, logits.shape[1]).to(logits.dtype)) / logits.shape[0]
+
+
 _CE_BACKWARD_HINTS = (
     Hint(_ce_backward_no_mean, "this matches softmax − one-hot without the 1/N: the loss is "
          "the *mean* over the N examples, so each row of the gradient is divided by N."),
@@ -63,6 +83,15 @@ _CE_BACKWARD_HINTS = (
          "each row (dim=1) over the classes."),
     Hint(_ce_backward_naive, "exp() of large logits overflows (inf/inf = nan). Subtract each "
          "row's maximum before exponentiating."),
+    Hint(_ce_backward_over_classes, "this matches dividing by C, the number of classes; the "
+         "mean is over the N examples (the rows), so divide by N = logits.shape[0]."),
+    Hint(_ce_backward_flipped, "this matches one-hot − softmax, the gradient with the wrong "
+         "sign (the direction that *decreases* the loss); the gradient is (softmax − one-hot)/N."),
+    Hint(_ce_backward_log_softmax, "this matches log_softmax − one-hot; the gradient uses the "
+         "probabilities themselves, softmax(z) = exp(log_softmax(z))."),
+    Hint(_ce_backward_global_max, "this matches subtracting the maximum of the whole tensor: "
+         "rows far below it underflow to exp(…) = 0 in every class and 0/0 = nan. Subtract each "
+         "row's own maximum (max(dim=1, keepdim=True))."),
 )
 
 register(
@@ -72,3 +101,6 @@ register(
     Check("cross_entropy_backward", "stable", "stays finite and exact for logits in the thousands",
           _ce_backward_stable_cases, _reference_ce_backward, hints=_CE_BACKWARD_HINTS),
 )
+
+# "`torch.softmax` is allowed, autograd is not."
+forbid("cross_entropy_backward", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward")

@@ -7,6 +7,13 @@ import math
 import torch
 
 from primer.exercises._common import randn
+from primer.exercises.a03_backpropagation.gradient_check_mistakes import (
+    _gradcheck_no_floor,
+    _gradcheck_norms,
+    _gradcheck_over_analytic,
+    _gradcheck_over_numeric,
+    _gradcheck_sum_denominator,
+)
 from primer.grading import Case, Check, Hint, register
 from primer.rules import forbid
 
@@ -67,6 +74,10 @@ def _numgrad_shape_cases(gen):
     for shape in [(3, 4), (2, 3, 2), (1,)]:
         for f in _smooth_functions(gen, shape)[1:3]:
             out.append(Case(f"{f}, x of shape {shape}", (f, _away_from_zero(gen, *shape))))
+    # a function that needs x in its own shape (a logsumexp over the first dimension): calling f
+    # on a flattened x gives another function
+    f = _Fn("f(x) = sum(logsumexp(2x, dim=0))", lambda x: torch.logsumexp(2 * x, 0).sum())
+    out.append(Case(f"{f}, x of shape (3, 4)", (f, _away_from_zero(gen, 3, 4))))
     return out
 
 
@@ -78,10 +89,14 @@ def _reference_numerical_gradient(f, x, eps=1e-6):
 
 
 def _run_input_unchanged(fn, case):
+    """x after the call (compared bitwise with x before it)."""
     f, x = case.args
-    before = x.clone()
     fn(f, x, **case.kwargs)
-    return torch.equal(before, x)
+    return x
+
+
+def _reference_input_unchanged(f, x, eps=1e-6):
+    return x
 
 
 def _numgrad_forward(f, x, eps=1e-6):
@@ -107,10 +122,74 @@ def _numgrad_in_place(f, x, eps=1e-6):
     return g
 
 
+def _numgrad_over_eps(f, x, eps=1e-6):
+    return 2 * _reference_numerical_gradient(f, x, eps)
+
+
+def _numgrad_all_at_once(f, x, eps=1e-6):
+    return torch.full_like(x, float((f(x + eps) - f(x - eps)) / (2 * eps)))
+
+
+def _numgrad_flat(f, x, eps=1e-6):
+    return _reference_numerical_gradient(f, x, eps).reshape(-1)
+
+
+def _numgrad_flat_f(f, x, eps=1e-6):
+    flat = x.detach().reshape(-1).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(flat), flat)
+    return grad.view_as(x)
+
+
+def _numgrad_eps_ignored(f, x, eps=1e-6):
+    return _central_differences(f, x, 1e-3)
+
+
+def _central_differences(f, x, eps):
+    copy, g = x.clone(), torch.zeros_like(x)
+    flat = copy.view(-1)
+    for i in range(x.numel()):
+        saved = flat[i].item()
+        flat[i] = saved + eps
+        plus = float(f(copy))
+        flat[i] = saved - eps
+        minus = float(f(copy))
+        flat[i] = saved
+        g.view(-1)[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+def _numgrad_float32(f, x, eps=1e-6):
+    return _reference_numerical_gradient(f, x, eps).float()
+
+
+def _numgrad_first_index(f, x, eps=1e-6):
+    """Perturbing x[i] (a whole slice when x has several dimensions) for i < x.shape[0]."""
+    grad = _reference_numerical_gradient(f, x, eps)
+    sums = grad.reshape(x.shape[0], -1).sum(1)
+    return sums.reshape(-1, *[1] * (x.dim() - 1)).expand_as(x).clone()
+
+
 _NUMGRAD_HINTS = (
     Hint(_numgrad_forward, "this matches forward differences (f(x+eps) - f(x)) / eps, whose "
          "error is about eps·f''/2. Central differences (f(x+eps) - f(x-eps)) / (2·eps) are "
          "accurate to about eps²."),
+    Hint(_numgrad_over_eps, "this matches twice the gradient: (f(x+eps) - f(x-eps)) / eps. The "
+         "two points are 2·eps apart, so divide by 2·eps."),
+    Hint(_numgrad_all_at_once, "this matches perturbing every entry at once (f(x + eps) with a "
+         "number eps): that is a derivative along the all-ones direction, the same number in "
+         "every entry. Perturb one entry at a time, x + eps·e_i."),
+    Hint(_numgrad_flat, "this matches a flat gradient: return a tensor of x's shape "
+         "(grad.view_as(x) or grad.reshape(x.shape))."),
+    Hint(_numgrad_eps_ignored, "this matches a step of 1e-3 whatever eps is: use the eps "
+         "argument (its default is 1e-6)."),
+    Hint(_numgrad_float32, "this matches a float32 result; return x's dtype (float64), e.g. "
+         "torch.zeros_like(x) for the gradient: in float32 the estimate is too coarse."),
+    Hint(_numgrad_first_index, "this matches perturbing x[i] for i < x.shape[0]: when x has "
+         "several dimensions x[i] is a whole slice. Loop over all x.numel() entries of a flat "
+         "view, copy.view(-1)[i]."),
+    Hint(_numgrad_flat_f, "this matches calling f on the flattened x: f takes a tensor shaped "
+         "like x. Perturb a flat view of a copy (copy.view(-1)[i]) and call f on the copy "
+         "itself."),
 )
 
 register(
@@ -120,10 +199,11 @@ register(
     Check("numerical_gradient", "any_shape", "works for x of any shape, same shape out",
           _numgrad_shape_cases, _reference_numerical_gradient, hints=_NUMGRAD_HINTS),
     Check("numerical_gradient", "input_unchanged", "leaves x exactly as it was",
-          _numgrad_shape_cases, _reference_numerical_gradient, run=_run_input_unchanged,
-          hints=(Hint(_numgrad_in_place, "your function changed x. Work on a copy "
-                      "(x.clone()), or save each entry and put it back: adding and subtracting "
-                      "eps can leave a rounding error in x."),)),
+          _numgrad_shape_cases, _reference_input_unchanged, run=_run_input_unchanged, exact=True,
+          hints=(Hint(_numgrad_in_place, "this matches perturbing x itself by += eps, -= 2·eps, "
+                      "+= eps: your function changed x, because adding and subtracting eps "
+                      "leaves a rounding error. Work on a copy (x.clone()) and put back each "
+                      "entry's saved value."),)),
 )
 
 # --------------------------------------------------------------------------- gradient_check
@@ -217,8 +297,19 @@ def _gradcheck_correct_cases(gen):
         _Fn("f(x) = sum(exp(x)) / 2", lambda x: x.exp().sum() / 2),
         _Fn("f(x) = w · tanh(x)", lambda x: (w.view_as(x) * torch.tanh(x)).sum()),
     ]
-    return [Case(f"{f} (a correct gradient), x of shape {shape}", (f, _away_from_zero(gen, *shape)))
-            for f in functions for shape in [(6,), (2, 3)]]
+    out = [Case(f"{f} (a correct gradient), x of shape {shape}", (f, _away_from_zero(gen, *shape)))
+           for f in functions for shape in [(6,), (2, 3)]]
+    # Gradient entries that are exactly 0 for both: x = 0 in sum(x²)/2, and entries f ignores.
+    # Central differences give exactly 0 there too, so the relative error is 0/1e-12 = 0.
+    x = _away_from_zero(gen, 6)
+    x[1] = x[4] = 0.0
+    f = _Fn("f(x) = sum(x²) / 2", lambda x: (x * x).sum() / 2)
+    out.append(Case(f"{f} (a correct gradient) at x = {[round(v, 3) for v in x.tolist()]} "
+                    "(entries 1 and 4 of the gradient are 0)", (f, x)))
+    c = torch.tensor([1.5, 0.0, -0.7, 0.0, 2.0], dtype=torch.float64)
+    f = _Fn("f(x) = c · sin(x), c = [1.5, 0, -0.7, 0, 2]", lambda x: c @ torch.sin(x))
+    out.append(Case(f"{f} (a correct gradient; entries 1 and 3 are 0)", (f, _away_from_zero(gen, 5))))
+    return out
 
 
 def _relative_error(a, n):
@@ -244,6 +335,17 @@ def _gradcheck_absolute(f, x):
     return float((a - n).abs().max())
 
 
+def _run_python_float(fn, case):
+    out = fn(*case.args, **case.kwargs)
+    if isinstance(out, float) or out is None:
+        return out
+    return f"a {type(out).__module__}.{type(out).__name__}, not a Python float"
+
+
+def _gradcheck_tensor(f, x):
+    return torch.tensor(_reference_gradient_check(f, x), dtype=torch.float64)
+
+
 def _gradcheck_mean(f, x):
     x1 = x.detach().clone().requires_grad_(True)
     (a,) = torch.autograd.grad(f(x1), x1)
@@ -259,9 +361,26 @@ register(
           hints=(Hint(_gradcheck_absolute, "this matches the largest *absolute* error "
                       "|a - n|; divide each entry by max(|a|, |n|, 1e-12)."),
                  Hint(_gradcheck_mean, "this matches the *mean* relative error; return the "
-                      "largest one (one wrong entry is enough to make a gradient wrong).")), points=2),
-    Check("gradient_check", "correct_is_tiny", "reports ≈ 0 (below 1e-7) for a correct gradient",
-          _gradcheck_correct_cases, _reference_gradient_check),
+                      "largest one (one wrong entry is enough to make a gradient wrong)."),
+                 Hint(_gradcheck_sum_denominator, "this matches dividing by |a| + |n| (the "
+                      "relative error of some course notes, half of ours when a and n differ "
+                      "a lot); this notebook divides by max(|a|, |n|, 1e-12)."),
+                 Hint(_gradcheck_over_analytic, "this matches dividing by |a| alone; divide "
+                      "by max(|a|, |n|, 1e-12), so that an analytic entry of 0 gives 1, not "
+                      "1e12 times the error."),
+                 Hint(_gradcheck_over_numeric, "this matches dividing by |n| alone; divide by "
+                      "max(|a|, |n|, 1e-12)."),
+                 Hint(_gradcheck_norms, "this matches a ratio of norms, |a - n| / max(|a|, "
+                      "|n|) over whole vectors; the error is per entry, and the largest one is "
+                      "returned.")), points=2),
+    Check("gradient_check", "correct_is_tiny",
+          "reports ≈ 0 (below 1e-7, a Python float) for a correct gradient, zero entries too",
+          _gradcheck_correct_cases, _reference_gradient_check, run=_run_python_float,
+          hints=(Hint(_gradcheck_tensor, "this matches returning a tensor; return a Python "
+                      "float (float(error) or error.item())."),
+                 Hint(_gradcheck_no_floor, "this matches dividing by max(|a|, |n|) without the "
+                      "1e-12: where both gradient entries are 0 that is 0/0 = nan. Use "
+                      "max(|a|, |n|, 1e-12)."),)),
 )
 
 # "Don't use autograd here" (numerical_gradient's instructions).

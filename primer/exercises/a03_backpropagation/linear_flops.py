@@ -27,7 +27,8 @@ def _reference_linear_flops(batch, d_in, d_out):
 
 
 def _linear_flops_cases(gen):
-    sizes = [(1, 1, 1), (32, 784, 128), (7, 3, 5), (2048, 4096, 4096), (1_000_000, 12288, 49152)]
+    # (7, 3, 5) first: on it the known mistakes all give different counts (on 1×1×1 several agree)
+    sizes = [(7, 3, 5), (1, 1, 1), (32, 784, 128), (2048, 4096, 4096), (1_000_000, 12288, 49152)]
     sizes.append(tuple(int(v) for v in torch.randint(1, 5000, (3,), generator=gen)))
     return [Case(f"batch={b:,}, d_in={i:,}, d_out={o:,}", (b, i, o)) for b, i, o in sizes]
 
@@ -35,7 +36,12 @@ def _linear_flops_cases(gen):
 def _run_index(k):
     def run(fn, case):
         out = fn(*case.args)
-        return out[k] if isinstance(out, (tuple, list)) and len(out) == 2 else out
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            return out
+        count = out[k]
+        if isinstance(count, int) and not isinstance(count, bool):
+            return count
+        return f"a {type(count).__name__}, not a Python int"
     return run
 
 
@@ -47,16 +53,46 @@ def _flops_weight_only(batch, d_in, d_out):
     return 2 * batch * d_in * d_out, 2 * batch * d_in * d_out
 
 
+def _flops_with_forward(batch, d_in, d_out):
+    return 2 * batch * d_in * d_out, 6 * batch * d_in * d_out
+
+
+def _flops_no_batch(batch, d_in, d_out):
+    return 2 * d_in * d_out, 4 * d_in * d_out
+
+
+def _flops_floats(batch, d_in, d_out):
+    return 2.0 * batch * d_in * d_out, 4.0 * batch * d_in * d_out
+
+
+def _flops_no_first_add(batch, d_in, d_out):
+    return batch * d_out * (2 * d_in - 1), 2 * batch * d_out * (2 * d_in - 1)
+
+
+_NO_FIRST_ADD = Hint(_flops_no_first_add, "this matches 2·d_in − 1 FLOPs per dot product (no "
+                     "addition for the first term); torch's counter, like this notebook, counts "
+                     "2 FLOPs per multiply-add: 2·d_in per dot product.")
+_NO_BATCH = Hint(_flops_no_batch, "this matches a count without the batch: every one of the B "
+                 "examples is multiplied by W, so the count has a factor B.")
+_FLOATS = Hint(_flops_floats, "this matches counts that are floats (2.0 * …, or a product with "
+               "a float); return Python ints.")
+
+
 register(
     Check("linear_flops", "forward", "counts 2 FLOPs per multiply-add of x Wᵀ",
           _linear_flops_cases, _reference_linear_flops, run=_run_index(0),
           hints=(Hint(_flops_macs, "this matches counting a multiply-add as one FLOP; it is "
-                      "two (a multiplication and an addition)."),)),
+                      "two (a multiplication and an addition)."), _NO_FIRST_ADD, _NO_BATCH, _FLOATS)),
     Check("linear_flops", "backward", "counts the two products of the backward (∂x and ∂W)",
           _linear_flops_cases, _reference_linear_flops, run=_run_index(1),
-          hints=(Hint(_flops_weight_only, "this matches counting only one product in the "
-                      "backward; it computes two of the forward's size: ∂L/∂x = (∂L/∂y) W "
-                      "and ∂L/∂W = (∂L/∂y)ᵀ x."),
-                 Hint(_flops_macs, "this matches counting a multiply-add as one FLOP; it is "
-                      "two (a multiplication and an addition)."))),
+          # One product at 2 FLOPs per multiply-add and two products at 1 give the same backward
+          # count, 2·B·d_in·d_out: one hint says what that count misses (the forward check names
+          # a multiply-add counted as one FLOP on its own).
+          hints=(Hint(_flops_weight_only, "this matches a backward count of 2·B·d_in·d_out, "
+                      "half the right one: the backward computes two products of the forward's "
+                      "size, ∂L/∂x = (∂L/∂y) W and ∂L/∂W = (∂L/∂y)ᵀ x, each at 2 FLOPs per "
+                      "multiply-add: 4·B·d_in·d_out."),
+                 Hint(_flops_with_forward, "this matches 6·B·d_in·d_out, the forward and the "
+                      "backward together; return the backward's FLOPs alone (its two products)."),
+                 _NO_FIRST_ADD, _NO_BATCH, _FLOATS)),
 )

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from primer.exercises._common import randn
 from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
 
 # --------------------------------------------------------------------------- mlp_forward/backward
 
@@ -33,6 +34,9 @@ def _mlp_cases(gen):
     for b, d_in, hidden, d_out, dtype in _MLP_SHAPES:
         params = _mlp_params(gen, d_in, hidden, d_out, dtype)
         x = randn(gen, b, d_in, dtype=dtype)
+        if b == 16:  # exact zeros in z: example 0 is all zeros and 8 hidden units have no bias,
+            x[0] = 0.0  # so z[0, :8] = 0, where ReLU's derivative is 0 (torch's and the text's)
+            params["b1"][:8] = 0.0
         dout = randn(gen, b, d_out, dtype=dtype)
         out.append(Case(f"x ({b}, {d_in}) → {hidden} → {d_out}, {str(dtype)[6:]}",
                         (x, params), {"dout": dout}))
@@ -86,7 +90,7 @@ def _mlp_backward_by_hand(transpose=False, mask=True, bias_mean=False):
         dW2 = (h.T @ dout) if transpose else (dout.T @ h)
         db2 = dout.mean(0) if bias_mean else dout.sum(0)
         dh = dout @ p["W2"]
-        dz = dh * (z > 0) if mask else dh
+        dz = {True: dh * (z > 0), False: dh, "h": dh * h, ">=": dh * (z >= 0)}[mask]
         dW1 = (x.T @ dz) if transpose else (dz.T @ x)
         db1 = dz.mean(0) if bias_mean else dz.sum(0)
         return {"x": dz @ p["W1"], "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
@@ -100,6 +104,34 @@ _MLP_HINTS = (
          "is 1 where z > 0 and 0 elsewhere, so multiply the gradient by (z > 0)."),
     Hint(_mlp_backward_by_hand(bias_mean=True), "this matches averaging the bias gradient over "
          "the batch; every example adds its gradient, so sum over the batch."),
+    Hint(_mlp_backward_by_hand(mask="h"), "this matches multiplying by h (dh * h) for the ReLU; "
+         "its derivative is the mask [z > 0], 1 or 0, not the activation: dz = dh * (z > 0)."),
+    Hint(_mlp_backward_by_hand(mask=">="), "this matches the mask (z >= 0): where z is exactly "
+         "0 ReLU's derivative is taken as 0 (as torch does), so use (z > 0)."),
+)
+
+
+def _forward_by_hand(b2=True, relu_out=False, cache="right"):
+    def forward(x, params):
+        z = x @ params["W1"].T + params["b1"]
+        h = torch.relu(z)
+        out = h @ params["W2"].T + (params["b2"] if b2 else 0)
+        out = torch.relu(out) if relu_out else out
+        return out, {"right": (x, z, h, params), "h_for_z": (x, h, h, params),
+                     "swapped": (x, h, z, params)}[cache]
+    return forward
+
+
+_FORWARD_HINTS = (
+    Hint(_forward_by_hand(b2=False), "this matches leaving out b2: y = h W2ᵀ + b2."),
+    Hint(_forward_by_hand(relu_out=True), "this matches a ReLU on the output too; the network "
+         "is Linear → ReLU → Linear, and y is the second Linear's output, negative values "
+         "included."),
+    Hint(_forward_by_hand(cache="h_for_z"), "this matches a cache whose z is relu(z): either h "
+         "was stored in z's place, or the ReLU ran in place (clamp_, relu_, z[z < 0] = 0) and "
+         "overwrote z. Keep z and h = relu(z) as two tensors."),
+    Hint(_forward_by_hand(cache="swapped"), "this matches the cache (x, h, z, params); the "
+         "order is (x, z, h, params)."),
 )
 
 
@@ -112,9 +144,10 @@ def _reference_mlp_backward_keys(keys):
 
 register(
     Check("mlp_forward", "output", "computes Linear → ReLU → Linear like F.linear and relu",
-          _mlp_cases, _reference_mlp_forward, run=_run_mlp_output),
+          _mlp_cases, _reference_mlp_forward, run=_run_mlp_output, hints=_FORWARD_HINTS),
     Check("mlp_forward", "cache", "returns the cache (x, z, h, params)",
-          _mlp_cases, _reference_mlp_forward, run=_run_mlp_cache),
+          _mlp_cases, _reference_mlp_forward, run=_run_mlp_cache, hints=_FORWARD_HINTS,
+          levels=("cache item",)),
     Check("mlp_backward", "output_layer", "gives autograd's gradients of W2 and b2",
           _mlp_cases, _reference_mlp_backward_keys(("W2", "b2")), hints=_MLP_HINTS,
           run=_run_mlp_backward(("W2", "b2"))),
@@ -125,3 +158,7 @@ register(
           _mlp_cases, _reference_mlp_backward_keys(("x",)), hints=_MLP_HINTS,
           run=_run_mlp_backward(("x",))),
 )
+
+# "Tensor operations only (`@`, `.T`, `torch.relu` or `clamp`); no `nn` layers." (nn.Linear calls
+# F.linear, so forbidding F.linear covers both.)
+forbid("mlp_forward", "torch.nn.functional.linear")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from primer.exercises.a03_backpropagation.value_mistakes import _scalar_value_class
 from primer.exercises.a03_backpropagation.value_programs import (
     _APPLY,
     _BINARY,
@@ -13,7 +12,6 @@ from primer.exercises.a03_backpropagation.value_programs import (
     _FORMAT,
     ALL_OPS,
     _constant,
-    _describe_program,
     _node_names,
     _pick,
     _random_chain,
@@ -110,10 +108,28 @@ def _floats(values, what: str) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64)
 
 
+def _node_labels(leaves, program):
+    """One label per node, in the order the program creates them: a leaf's name and value, or an
+    operation with the (correct) values of its inputs, so that the first node whose data differs
+    is a sub-expression the learner can evaluate by hand."""
+    names = _node_names(len(leaves))
+    labels = [f"{name} = {x!r}" for name, x in zip(names, leaves)]
+    data = [n.data for n in _build(_scalar_value_class(None), leaves, program)]
+    for k, (op, *args) in enumerate(program):
+        inputs = list(dict.fromkeys(args[:2] if op in _BINARY else args[:1]))
+        refs = [names[a] for a in (args[:2] if op in _BINARY else args[:1])]
+        c = args[1] if op in _CONST else None
+        given = ", ".join(f"{names[a]} = {data[a]:.6g}" for a in inputs)
+        labels.append(f"n{k} = {_FORMAT[op].format(*refs, c=c)} with {given}")
+        names.append(f"n{k}")
+    return labels
+
+
 def _run_forward(cls, case):
-    """The data of every node, in the order the program creates them."""
+    """The data of every node, in the order the program creates them, keyed by what it is."""
     leaves, program = case.args
-    return _floats([n.data for n in _build(cls, leaves, program)], "data")
+    values = _floats([n.data for n in _build(cls, leaves, program)], "data").tolist()
+    return dict(zip(_node_labels(leaves, program), values))
 
 
 def _run_leaf_grads(cls, case):
@@ -136,10 +152,8 @@ def _value_forward_cases(gen):
     out = []
     for n_leaves, n_ops in [(2, 12), (3, 25), (4, 40)]:
         leaves, program = _random_program(gen, n_leaves, n_ops)
-        out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations: "
-                        f"{_describe_program(leaves, program)}; compared: the data of "
-                        f"{', '.join(_node_names(n_leaves)[:n_leaves])}, n0, n1, … in this order",
-                        (leaves, program)))
+        out.append(Case(f"random graph, {n_leaves} leaves, {len(program)} operations "
+                        "(a failure names the first node whose data differs)", (leaves, program)))
     return out
 
 
@@ -157,6 +171,10 @@ def _value_ops_cases(gen):
         expr = _FORMAT[op].format(*refs, c=args[1] if op in _CONST else None)
         out.append(Case(f"out = ({expr}) * w with a={leaves[0]}, b={leaves[1]}, w={leaves[2]}",
                         (leaves, program)))
+    # ReLU at its kink: torch's derivative there is 0 (the table's a.data > 0), not 1
+    w = round(_u(gen, 0.3, 2.0), 4)
+    out.append(Case(f"out = (a.relu()) * w with a=0.0 (exactly), w={w}",
+                    ([0.0, 1.0, w], [("relu", 0), ("mul", 3, 2)])))
     return out
 
 
@@ -165,6 +183,11 @@ def _value_shared_cases(gen):
     out = [
         Case(f"x + x with x={x}", ([x], [("add", 0, 0)])),
         Case(f"x * x with x={x}", ([x], [("mul", 0, 0)])),
+        # a and x used twice, users in an order where the wrong traversals (overwriting,
+        # revisiting, pre-order, no visited set, ...) all give different gradients: the hint
+        # can tell which one it is
+        Case(f"a = x.tanh(); out = (a.exp() + a) * x with x={x}",
+             ([x], [("tanh", 0), ("exp", 1), ("add", 2, 1), ("mul", 3, 0)])),
         # a = x.tanh() feeds two equal branches: b = a*3 and c = a*3, out = b + c
         Case(f"a = x.tanh(); out = a*3 + a*3 with x={x}",
              ([x], [("tanh", 0), ("mul_c", 1, 3.0), ("mul_c", 1, 3.0), ("add", 2, 3)])),
@@ -188,117 +211,6 @@ def _value_deep_cases(gen):
                  (leaves, program))]
 
 
-def _scalar_value_class(mistake: str | None = None):
-    """A plain-Python Value with one known mistake, for the hints (not the reference)."""
-
-    class V:
-        def __init__(self, data, children=(), rule=None):
-            self.data, self.grad, self.children, self.rule = float(data), 0.0, children, rule
-
-        def _acc(self, node, g):
-            if mistake == "overwrite":
-                node.grad = g
-            else:
-                node.grad += g
-
-        def _make(self, data, pairs):
-            """pairs: (child, local derivative)."""
-            out = V(data, tuple(c for c, _ in pairs))
-
-            def rule():
-                for c, local in pairs:
-                    self._acc(c, local if mistake == "no_chain" else local * out.grad)
-            out.rule = rule
-            return out
-
-        @staticmethod
-        def _v(o):
-            return o if isinstance(o, V) else V(o)
-
-        def __add__(self, o):
-            o = self._v(o)
-            return self._make(self.data + o.data, [(self, 1.0), (o, 1.0)])
-
-        __radd__ = __add__
-
-        def __mul__(self, o):
-            o = self._v(o)
-            return self._make(self.data * o.data, [(self, o.data), (o, self.data)])
-
-        __rmul__ = __mul__
-
-        def __neg__(self):
-            return self * -1.0
-
-        def __sub__(self, o):
-            return self + (-self._v(o))
-
-        def __rsub__(self, o):
-            return self._v(o) + (-self)
-
-        def __pow__(self, p):
-            return self._make(self.data ** p, [(self, p * self.data ** (p - 1))])
-
-        def __truediv__(self, o):
-            return self * self._v(o) ** -1
-
-        def __rtruediv__(self, o):
-            return self._v(o) * self ** -1
-
-        def exp(self):
-            e = math.exp(self.data)
-            return self._make(e, [(self, e)])
-
-        def log(self):
-            return self._make(math.log(self.data), [(self, 1.0 / self.data)])
-
-        def tanh(self):
-            t = math.tanh(self.data)
-            return self._make(t, [(self, 1.0 - t * t)])
-
-        def relu(self):
-            return self._make(max(self.data, 0.0), [(self, float(self.data > 0))])
-
-        def backward(self):
-            self.grad = 1.0
-            if mistake == "revisit":  # no topological order: a node's rule runs once per path
-                stack, steps = [self], 0
-                while stack:
-                    node = stack.pop()
-                    steps += 1
-                    if steps > 100_000:
-                        raise RuntimeError("too many visits")
-                    if node.rule:
-                        node.rule()
-                    stack.extend(node.children)
-                return
-            if mistake == "bfs":  # each node once, but in breadth-first order
-                queue, seen = [self], {id(self)}
-                for node in queue:
-                    if node.rule:
-                        node.rule()
-                    for c in node.children:
-                        if id(c) not in seen:
-                            seen.add(id(c))
-                            queue.append(c)
-                return
-            order, seen, stack = [], set(), [(self, False)]
-            while stack:
-                node, done = stack.pop()
-                if done:
-                    order.append(node)
-                elif id(node) not in seen:
-                    seen.add(id(node))
-                    stack.append((node, True))
-                    stack.extend((c, False) for c in node.children)
-            for node in reversed(order):
-                if node.rule:
-                    node.rule()
-
-    V.__name__ = f"Value_{mistake}"
-    return V
-
-
 _VALUE_HINTS = (
     Hint(_scalar_value_class("overwrite"), "this matches setting a gradient with `=` instead of "
          "accumulating it with `+=`: a node used twice (x + x, x * x, a node feeding two others) "
@@ -313,15 +225,49 @@ _VALUE_HINTS = (
     Hint(_scalar_value_class("no_chain"), "this matches leaving out `out.grad` in a backward "
          "rule: each local derivative must be multiplied by the gradient arriving from the "
          "output (chain rule)."),
+    Hint(_scalar_value_class("no_seed"), "this matches a backward() that leaves its own grad at "
+         "0: every gradient is then 0. Set self.grad = 1 (∂L/∂L) before running the rules."),
+    Hint(_scalar_value_class("not_reversed"), "this matches running the rules in the post-order "
+         "itself (leaves first): a node's rule ran before its users gave it a gradient. Walk the "
+         "reverse of the post-order, from the output to the leaves."),
+    Hint(_scalar_value_class("no_visited"), "this matches a depth-first post-order without a "
+         "`visited` set: a node reached by two paths is listed, and its rule run, twice. Skip "
+         "the nodes already visited (a set of nodes) so that each rule runs exactly once."),
+    Hint(_scalar_value_class("preorder"), "this matches running the rules in depth-first "
+         "pre-order (each node when first reached): a node reached again by a later path had "
+         "already passed its gradient on. List each node after all of its children (post-order) "
+         "and walk the reverse of that list."),
+    Hint(_scalar_value_class("tanh_x"), "this matches tanh's backward written with the input, "
+         "1 - a.data**2; the derivative is 1 - tanh(a)², that is 1 - out.data**2."),
+    Hint(_scalar_value_class("exp_x"), "this matches exp's backward written with the input "
+         "a.data; the derivative of e^a is e^a itself, out.data."),
+    Hint(_scalar_value_class("log_mul"), "this matches log's backward multiplying by a.data; "
+         "the derivative of ln a is 1/a: a.grad += out.grad / a.data."),
+    Hint(_scalar_value_class("log_log"), "this matches log's backward using ln a as its "
+         "derivative; the derivative of ln a is 1/a: a.grad += out.grad / a.data."),
+    Hint(_scalar_value_class("pow_no_p"), "this matches a ** p's backward without the factor p: "
+         "a.grad += p * a.data**(p-1) * out.grad."),
+    Hint(_scalar_value_class("pow_x_p"), "this matches a ** p's backward with a.data**p; the "
+         "exponent drops by one: a.grad += p * a.data**(p-1) * out.grad."),
+    Hint(_scalar_value_class("relu_ge"), "this matches ReLU's backward with (a.data >= 0): at "
+         "exactly 0 the derivative is taken as 0, as in the table and in torch: (a.data > 0)."),
+    Hint(_scalar_value_class("sub_plus"), "this matches a - b computed as a + b: the "
+         "subtraction must negate b, a + (-b)."),
+    Hint(_scalar_value_class("rsub_swapped"), "this matches `2 - v` computed as v - 2: "
+         "__rsub__(self, other) computes other - self, the number is on the left."),
+    Hint(_scalar_value_class("rdiv_swapped"), "this matches `2 / v` computed as v / 2: "
+         "__rtruediv__(self, other) computes other / self, that is other * self**-1."),
 )
 
 register(
     Check("Value", "forward", "computes the data of every node of random expression graphs",
-          _value_forward_cases, _TorchValue, run=_run_forward),
+          _value_forward_cases, _TorchValue, run=_run_forward, hints=_VALUE_HINTS),
     Check("Value", "ops", "gives torch.autograd's gradient for each operation, reversed ones too",
           _value_ops_cases, _TorchValue, run=_run_data_and_grads, hints=_VALUE_HINTS, points=2),
     Check("Value", "shared_nodes", "accumulates gradients of nodes used several times",
           _value_shared_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS, points=2),
+    # The traversal's mistakes only: each hint runs the 5,000-node chain, and a wrong backward
+    # rule of one operation is named by `ops` (one case per operation).
     Check("Value", "deep_chain", "backpropagates through 5,000 nodes without recursion",
-          _value_deep_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS),
+          _value_deep_cases, _TorchValue, run=_run_leaf_grads, hints=_VALUE_HINTS[:7]),
 )

@@ -133,3 +133,107 @@ def gradcheck_python_loop(f, x):
     a = _analytic(f, x).reshape(-1).tolist()
     n = _central(f, x).reshape(-1).tolist()
     return max(abs(ai - ni) / max(abs(ai), abs(ni), 1e-12) for ai, ni in zip(a, n))
+
+
+# Mistakes named by the hints of i14 (appended after each exercise's existing ones).
+
+
+def _one_at_a_time(f, x, eps, *, divide=2.0):
+    copy, g = x.clone(), torch.zeros_like(x)
+    flat = copy.view(-1)
+    for i in range(x.numel()):
+        saved = flat[i].item()
+        flat[i] = saved + eps
+        plus = f(copy).item()
+        flat[i] = saved - eps
+        minus = f(copy).item()
+        flat[i] = saved
+        g.view(-1)[i] = (plus - minus) / (divide * eps)
+    return g
+
+
+@mutant("numerical_gradient", hint="twice the gradient", fails=("values", "any_shape"))
+def numgrad_over_eps_named(f, x, eps=1e-6):
+    return _one_at_a_time(f, x, eps, divide=1.0)
+
+
+@mutant("numerical_gradient", hint="every entry at once", fails=("values",))
+def numgrad_all_entries_at_once(f, x, eps=1e-6):
+    d = (f(x + eps) - f(x - eps)) / (2 * eps)
+    return torch.ones_like(x) * d
+
+
+@mutant("numerical_gradient", hint="calling f on the flattened x", fails=("any_shape",))
+def numgrad_f_of_flat(f, x, eps=1e-6):
+    flat = x.reshape(-1).clone()
+    g = torch.zeros_like(flat)
+    for i in range(flat.numel()):
+        saved = flat[i].item()
+        flat[i] = saved + eps
+        plus = f(flat).item()
+        flat[i] = saved - eps
+        minus = f(flat).item()
+        flat[i] = saved
+        g[i] = (plus - minus) / (2 * eps)
+    return g.view_as(x)
+
+
+@mutant("numerical_gradient", hint="perturbing x[i] for i < x.shape[0]", fails=("any_shape",))
+def numgrad_first_index_only(f, x, eps=1e-6):
+    copy, g = x.clone(), torch.zeros_like(x)
+    for i in range(x.shape[0]):
+        saved = copy[i].clone()
+        copy[i] = saved + eps
+        plus = f(copy)
+        copy[i] = saved - eps
+        minus = f(copy)
+        copy[i] = saved
+        g[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+@mutant("numerical_gradient", hint="a step of 1e-3", fails=("values",))
+def numgrad_fixed_step(f, x, eps=1e-6):
+    return _one_at_a_time(f, x, 1e-3)
+
+
+@mutant("numerical_gradient", hint="a float32 result", fails=("values",))
+def numgrad_float32_named(f, x, eps=1e-6):
+    return _one_at_a_time(f, x, eps).float()
+
+
+@mutant("gradient_check", hint="without the 1e-12", fails=("correct_is_tiny",))
+def gradcheck_no_floor(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).abs() / torch.maximum(a.abs(), n.abs())).max().item()
+
+
+@mutant("gradient_check", hint="|a| + |n|", fails=("finds_bugs",))
+def gradcheck_sum_of_magnitudes(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).abs() / (a.abs() + n.abs()).clamp_min(1e-12)).max().item()
+
+
+@mutant("gradient_check", hint="dividing by |a| alone", fails=("finds_bugs",))
+def gradcheck_relative_to_analytic(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).abs() / a.abs().clamp_min(1e-12)).max().item()
+
+
+@mutant("gradient_check", hint="ratio of norms", fails=("finds_bugs",))
+def gradcheck_norms(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).norm() / max(a.norm().item(), n.norm().item(), 1e-12)).item()
+
+
+@mutant("gradient_check", hint="returning a tensor", fails=("correct_is_tiny",))
+def gradcheck_returns_tensor(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    return ((a - n).abs() / torch.maximum(a.abs(), n.abs()).clamp_min(1e-12)).max()
+
+
+@alternative("gradient_check")
+def gradcheck_with_torch_where(f, x):
+    a, n = _analytic(f, x), _central(f, x)
+    scale = torch.where(a.abs() > n.abs(), a.abs(), n.abs()).clamp_min(1e-12)
+    return float(((a - n).abs() / scale).amax())

@@ -12,7 +12,7 @@ def flops_multiply_adds(batch, d_in, d_out):
     return batch * d_in * d_out, 2 * batch * d_in * d_out
 
 
-@mutant("linear_flops", hint="only one product", fails=("backward",))
+@mutant("linear_flops", hint="half the right one", fails=("backward",))
 def flops_backward_like_forward(batch, d_in, d_out):
     return 2 * batch * d_in * d_out, 2 * batch * d_in * d_out
 
@@ -27,3 +27,32 @@ def flops_from_shapes(batch, d_in, d_out):
     multiply_adds = math.prod((batch, d_in, d_out))
     products_in_backward = 2
     return 2 * multiply_adds, products_in_backward * 2 * multiply_adds
+
+
+@mutant("linear_flops", hint="forward and the backward together", fails=("backward",))
+def flops_backward_with_forward(batch, d_in, d_out):
+    forward = 2 * batch * d_in * d_out
+    return forward, forward + 2 * forward
+
+
+@mutant("linear_flops", hint="without the batch", fails=("forward", "backward"))
+def flops_per_example(batch, d_in, d_out):
+    return 2 * d_in * d_out, 4 * d_in * d_out
+
+
+@mutant("linear_flops", hint="2·d_in − 1", fails=("forward", "backward"))
+def flops_exact_additions(batch, d_in, d_out):
+    dot = d_in + (d_in - 1)  # d_in multiplications, d_in - 1 additions
+    return batch * d_out * dot, 2 * batch * d_out * dot
+
+
+@mutant("linear_flops", hint="return Python ints", fails=("forward", "backward"))
+def flops_as_floats(batch, d_in, d_out):
+    forward = 2.0 * batch * d_in * d_out
+    return forward, 2 * forward
+
+
+@alternative("linear_flops")
+def flops_by_shifts(batch, d_in, d_out):
+    macs = batch * d_in * d_out
+    return macs << 1, macs << 2

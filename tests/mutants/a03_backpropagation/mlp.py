@@ -95,3 +95,60 @@ def mlp_backward_einsum(dout, cache):
         "W2": torch.einsum("bo,bh->oh", dout, h),
         "b2": torch.einsum("bo->o", dout),
     }
+
+
+@mutant("mlp_forward", hint="leaving out b2", fails=("output",))
+def mlp_forward_no_b2(x, params):
+    z = x @ params["W1"].T + params["b1"]
+    h = torch.relu(z)
+    return h @ params["W2"].T, (x, z, h, params)
+
+
+@mutant("mlp_forward", hint="ReLU on the output", fails=("output",))
+def mlp_forward_relu_on_output(x, params):
+    z = x @ params["W1"].T + params["b1"]
+    h = torch.relu(z)
+    return torch.relu(h @ params["W2"].T + params["b2"]), (x, z, h, params)
+
+
+@mutant("mlp_forward", hint="ran in place", fails=("cache",))
+def mlp_forward_relu_in_place(x, params):
+    z = x @ params["W1"].T + params["b1"]
+    h = z.clamp_(min=0)  # z itself is overwritten
+    return h @ params["W2"].T + params["b2"], (x, z, h, params)
+
+
+@mutant("mlp_forward", hint="the cache (x, h, z, params)", fails=("cache",))
+def mlp_forward_cache_order(x, params):
+    z = x @ params["W1"].T + params["b1"]
+    h = torch.relu(z)
+    return h @ params["W2"].T + params["b2"], (x, h, z, params)
+
+
+@alternative("mlp_forward")
+def mlp_forward_einsum_where(x, params):
+    z = torch.einsum("bi,hi->bh", x, params["W1"]) + params["b1"]
+    h = torch.where(z > 0, z, torch.zeros_like(z))
+    return torch.einsum("bh,oh->bo", h, params["W2"]) + params["b2"], (x, z, h, params)
+
+
+def _backward_with_relu_factor(factor):
+    def backward(dout, cache):
+        x, z, h, p = cache
+        dz = (dout @ p["W2"]) * factor(z, h)
+        return {"x": dz @ p["W1"], "W1": dz.T @ x, "b1": dz.sum(0), "W2": dout.T @ h,
+                "b2": dout.sum(0)}
+    return backward
+
+
+mutant("mlp_backward", hint="multiplying by h", fails=("hidden_layer", "input"))(
+    _backward_with_relu_factor(lambda z, h: h))
+mutant("mlp_backward", hint="the mask (z >= 0)", fails=("hidden_layer", "input"))(
+    _backward_with_relu_factor(lambda z, h: (z >= 0).to(z.dtype)))
+
+
+@alternative("mlp_backward")
+def mlp_backward_masked_fill(dout, cache):
+    x, z, h, p = cache
+    dz = (dout @ p["W2"]).masked_fill(z <= 0, 0.0)
+    return {"x": dz @ p["W1"], "W1": dz.T @ x, "b1": dz.sum(0), "W2": dout.T @ h, "b2": dout.sum(0)}

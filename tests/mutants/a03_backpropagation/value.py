@@ -110,7 +110,7 @@ class ValueRsubBackwards:
 
 
 def _value_class(name, *, overwrite=False, traversal="topo", chain=True, seed_one=True,
-                 tanh_local=None, log_local=None, pow_local=None, rtruediv=None):
+                 tanh_local=None, log_local=None, pow_local=None, rtruediv=None, **overrides):
     """A Value written in the usual way, with the requested mistakes switched on."""
 
     class V:
@@ -230,6 +230,8 @@ def _value_class(name, *, overwrite=False, traversal="topo", chain=True, seed_on
                 for node in reversed(order):
                     node._backward()
 
+    for method, function in overrides.items():  # a method written with a mistake
+        setattr(V, method, function)
     V.__name__ = V.__qualname__ = name
     return V
 
@@ -250,3 +252,108 @@ mutant("Value", fails=("ops",))(_value_class("ValueLogLocalLog", log_local=lambd
 mutant("Value", fails=("ops",))(_value_class("ValuePowLocal", pow_local=lambda x, p: p * x ** p))
 mutant("Value", fails=("forward", "ops"))(
     _value_class("ValueRtruedivFlipped", rtruediv=lambda self, o: self * (1.0 / o)))
+
+
+# Mistakes named by the hints of i14 (appended: the order above is kept).
+
+
+def _override(name, _unused, **methods):
+    return _value_class(name, **methods)
+
+
+def _exp_with_input(self):
+    return self._node(math.exp(self.data), [(self, self.data)])
+
+
+def _log_times_input(self):
+    return self._node(math.log(self.data), [(self, self.data)])
+
+
+def _pow_without_p(self, p):
+    return self._node(self.data ** p, [(self, self.data ** (p - 1))])
+
+
+def _relu_ge(self):
+    return self._node(max(self.data, 0.0), [(self, float(self.data >= 0))])
+
+
+def _sub_without_negation(self, o):
+    return self + o
+
+
+def _rtruediv_swapped(self, o):
+    return self / o
+
+
+def _backward_post_order_not_reversed(self):
+    self.grad = 1.0
+    order, seen, stack = [], set(), [(self, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif node not in seen:
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((c, False) for c in node._prev)
+    for node in order:  # leaves first: the reverse is missing
+        node._backward()
+
+
+def _backward_pre_order(self):
+    self.grad = 1.0
+    order, seen, stack = [], set(), [self]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            order.append(node)
+            stack.extend(node._prev)
+    for node in order:
+        node._backward()
+
+
+mutant("Value", hint="e^a itself", fails=("ops",))(
+    _override("ValueExpWithInput", "ValueExpBase", exp=_exp_with_input))
+mutant("Value", hint="log's backward multiplying by a.data", fails=("ops",))(
+    _override("ValueLogTimesInput", "ValueLogBase", log=_log_times_input))
+mutant("Value", hint="without the factor p", fails=("ops",))(
+    _override("ValuePowWithoutP", "ValuePowBase", __pow__=_pow_without_p))
+mutant("Value", hint="(a.data >= 0)", fails=("ops",))(
+    _override("ValueReluAtZero", "ValueReluBase", relu=_relu_ge))
+mutant("Value", hint="a - b computed as a + b", fails=("forward", "ops"))(
+    _override("ValueSubWithoutNegation", "ValueSubBase", __sub__=_sub_without_negation))
+mutant("Value", hint="`2 / v` computed as v / 2", fails=("forward", "ops"))(
+    _override("ValueRtruedivSwapped", "ValueRdivBase", __rtruediv__=_rtruediv_swapped))
+mutant("Value", hint="post-order itself", fails=("ops", "shared_nodes"))(
+    _override("ValuePostOrderNotReversed", "ValuePostBase", backward=_backward_post_order_not_reversed))
+mutant("Value", fails=("shared_nodes",))(
+    _override("ValuePreOrder", "ValuePreBase", backward=_backward_pre_order))
+mutant("Value", hint="leaves its own grad at 0", fails=("ops",))(
+    _value_class("ValueNoSeedNamed", seed_one=False))
+mutant("Value", hint="tanh's backward written with the input", fails=("ops",))(
+    _value_class("ValueTanhWithXNamed", tanh_local=lambda x, t: 1 - x * x))
+mutant("Value", hint="log's backward using ln a", fails=("ops",))(
+    _value_class("ValueLogLocalLogNamed", log_local=lambda x: math.log(x)))
+mutant("Value", hint="with a.data**p", fails=("ops",))(
+    _value_class("ValuePowLocalNamed", pow_local=lambda x, p: p * x ** p))
+mutant("Value", hint="depth-first pre-order", fails=("shared_nodes",))(
+    _value_class("ValuePreOrderNamed", backward=_backward_pre_order))
+
+
+def _backward_without_visited_set(self):
+    self.grad = 1.0
+    order, stack = [], [(self, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in node._prev)
+    for node in reversed(order):
+        node._backward()
+
+
+mutant("Value", hint="without a `visited` set", fails=("shared_nodes",))(
+    _value_class("ValueNoVisitedSet", backward=_backward_without_visited_set))

@@ -173,3 +173,99 @@ class ValueRecursiveWithHigherLimit:
         for node in reversed(order):
             node._backward()
 
+
+
+@alternative("Value")
+class ValueUserCounts:
+    """Kahn's algorithm on counts of users, closures for the rules, numbers lifted in one place,
+    and every reversed operation spelled out with its own node."""
+
+    def __init__(self, data, _children=()):
+        self.data, self.grad = float(data), 0.0
+        self._prev, self._backward = tuple(_children), lambda: None
+
+    @classmethod
+    def _lift(cls, o):
+        return o if isinstance(o, cls) else cls(o)
+
+    def _unary(self, data, local):
+        out = ValueUserCounts(data, (self,))
+
+        def _backward():
+            self.grad += local * out.grad
+        out._backward = _backward
+        return out
+
+    def __add__(self, o):
+        o = self._lift(o)
+        out = ValueUserCounts(self.data + o.data, (self, o))
+
+        def _backward():
+            self.grad += out.grad
+            o.grad += out.grad
+        out._backward = _backward
+        return out
+
+    def __mul__(self, o):
+        o = self._lift(o)
+        out = ValueUserCounts(self.data * o.data, (self, o))
+
+        def _backward():
+            self.grad += o.data * out.grad
+            o.grad += self.data * out.grad
+        out._backward = _backward
+        return out
+
+    def __pow__(self, p):
+        return self._unary(self.data ** p, p * self.data ** (p - 1))
+
+    def exp(self):
+        e = math.exp(self.data)
+        return self._unary(e, e)
+
+    def log(self):
+        return self._unary(math.log(self.data), 1.0 / self.data)
+
+    def tanh(self):
+        t = math.tanh(self.data)
+        return self._unary(t, 1.0 - t * t)
+
+    def relu(self):
+        return self._unary(max(self.data, 0.0), 1.0 if self.data > 0 else 0.0)
+
+    def __neg__(self):
+        return self * -1
+
+    def __sub__(self, o):
+        return self + (-self._lift(o))
+
+    def __truediv__(self, o):
+        return self * self._lift(o) ** -1
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __rsub__(self, o):
+        return self._lift(o) - self
+
+    def __rtruediv__(self, o):
+        return self._lift(o) / self
+
+    def backward(self):
+        users, stack, seen = {}, [self], {self}
+        while stack:
+            node = stack.pop()
+            for c in node._prev:
+                users[c] = users.get(c, 0) + 1
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+        self.grad = 1.0
+        ready = [self]
+        while ready:
+            node = ready.pop()
+            node._backward()
+            for c in node._prev:
+                users[c] -= 1
+                if users[c] == 0:
+                    ready.append(c)

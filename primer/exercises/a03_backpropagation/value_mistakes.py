@@ -1,0 +1,142 @@
+"""Value: a plain-Python Value with one known mistake switched on, for the hints of value.py."""
+
+from __future__ import annotations
+
+import math
+
+
+def _scalar_value_class(mistake: str | None = None):
+    """A plain-Python Value with one known mistake, for the hints (not the reference)."""
+
+    class V:
+        def __init__(self, data, children=(), rule=None):
+            self.data, self.grad, self.children, self.rule = float(data), 0.0, children, rule
+
+        def _acc(self, node, g):
+            if mistake == "overwrite":
+                node.grad = g
+            else:
+                node.grad += g
+
+        def _make(self, data, pairs):
+            """pairs: (child, local derivative)."""
+            out = V(data, tuple(c for c, _ in pairs))
+
+            def rule():
+                for c, local in pairs:
+                    self._acc(c, local if mistake == "no_chain" else local * out.grad)
+            out.rule = rule
+            return out
+
+        @staticmethod
+        def _v(o):
+            return o if isinstance(o, V) else V(o)
+
+        def __add__(self, o):
+            o = self._v(o)
+            return self._make(self.data + o.data, [(self, 1.0), (o, 1.0)])
+
+        __radd__ = __add__
+
+        def __mul__(self, o):
+            o = self._v(o)
+            return self._make(self.data * o.data, [(self, o.data), (o, self.data)])
+
+        __rmul__ = __mul__
+
+        def __neg__(self):
+            return self * -1.0
+
+        def __sub__(self, o):
+            if mistake == "sub_plus":
+                return self + self._v(o)
+            return self + (-self._v(o))
+
+        def __rsub__(self, o):
+            if mistake == "rsub_swapped":
+                return self + (-self._v(o))
+            return self._v(o) + (-self)
+
+        def __pow__(self, p):
+            x = self.data
+            local = {"pow_no_p": x ** (p - 1), "pow_x_p": p * x ** p}.get(mistake, p * x ** (p - 1))
+            return self._make(x ** p, [(self, local)])
+
+        def __truediv__(self, o):
+            return self * self._v(o) ** -1
+
+        def __rtruediv__(self, o):
+            if mistake == "rdiv_swapped":
+                return self * self._v(o) ** -1
+            return self._v(o) * self ** -1
+
+        def exp(self):
+            e = math.exp(self.data)
+            return self._make(e, [(self, self.data if mistake == "exp_x" else e)])
+
+        def log(self):
+            x = self.data
+            local = {"log_mul": x, "log_log": math.log(x)}.get(mistake, 1.0 / x)
+            return self._make(math.log(x), [(self, local)])
+
+        def tanh(self):
+            t = math.tanh(self.data)
+            return self._make(t, [(self, 1.0 - self.data ** 2 if mistake == "tanh_x" else 1.0 - t * t)])
+
+        def relu(self):
+            mask = self.data >= 0 if mistake == "relu_ge" else self.data > 0
+            return self._make(max(self.data, 0.0), [(self, float(mask))])
+
+        def backward(self):
+            if mistake != "no_seed":
+                self.grad = 1.0
+            if mistake == "revisit":  # no topological order: a node's rule runs once per path
+                stack, steps = [self], 0
+                while stack:
+                    node = stack.pop()
+                    steps += 1
+                    if steps > 100_000:
+                        raise RuntimeError("too many visits")
+                    if node.rule:
+                        node.rule()
+                    stack.extend(node.children)
+                return
+            if mistake == "bfs":  # each node once, but in breadth-first order
+                queue, seen = [self], {id(self)}
+                for node in queue:
+                    if node.rule:
+                        node.rule()
+                    for c in node.children:
+                        if id(c) not in seen:
+                            seen.add(id(c))
+                            queue.append(c)
+                return
+            if mistake == "preorder":  # each node once, in depth-first pre-order
+                order, seen, stack = [], set(), [self]
+                while stack:
+                    node = stack.pop()
+                    if id(node) not in seen:
+                        seen.add(id(node))
+                        order.append(node)
+                        stack.extend(node.children)
+                for node in order:
+                    if node.rule:
+                        node.rule()
+                return
+            order, seen, stack = [], set(), [(self, False)]
+            while stack:
+                node, done = stack.pop()
+                if len(order) > 100_000:
+                    raise RuntimeError("too many visits")
+                if done:
+                    order.append(node)
+                elif mistake == "no_visited" or id(node) not in seen:
+                    seen.add(id(node))
+                    stack.append((node, True))
+                    stack.extend((c, False) for c in node.children)
+            for node in order if mistake == "not_reversed" else reversed(order):
+                if node.rule:
+                    node.rule()
+
+    V.__name__ = f"Value_{mistake}"
+    return V
