@@ -26,6 +26,8 @@ def _describe(x) -> str:
         return f"numpy array of shape {x.shape}, {x.dtype}"
     if x is None:
         return "None"
+    if isinstance(x, str):
+        return f"the text {x[:80]!r}"
     return f"{type(x).__name__} {x!r}" if isinstance(x, numbers.Number) else type(x).__name__
 
 

@@ -1,6 +1,7 @@
 """The grading contract itself: what a learner sees for each kind of wrong answer."""
 
 import dataclasses
+import subprocess
 import sys
 import time
 import warnings
@@ -186,6 +187,29 @@ def test_a_forbidden_function_fails_the_exercise_with_a_message():
         "    return nll.sum() if reduction == 'sum' else nll.sum() / keep.sum()\n",
         "cross_entropy")
     assert evaluate(spec, allowed).passed, evaluate(spec, allowed).message
+
+
+def test_a_forbidden_function_bound_before_the_first_check_is_still_seen():
+    """`import primer` (the notebook's first cell) installs the tripwires: a cell that imports the
+    function by name, or saves it in a default argument, binds the tripwire, as in grading."""
+    cell = (
+        "from torch.nn.functional import cross_entropy as ce\n"
+        "def by_name(logits, targets, ignore_index=-100, reduction='mean'):\n"
+        "    return ce(logits, targets, ignore_index=ignore_index, reduction=reduction)\n"
+        "def by_default(logits, targets, ignore_index=-100, reduction='mean', _f=F.cross_entropy):\n"
+        "    return _f(logits, targets, ignore_index=ignore_index, reduction=reduction)\n")
+    script = (
+        "import torch.nn.functional as F\n"
+        "import primer\n"
+        "namespace = {'F': F}\n"
+        f"exec(compile({cell!r}, '<cell 1>', 'exec'), namespace)\n"
+        "from primer.grading import evaluate, get_check\n"
+        "spec = get_check('cross_entropy.values')\n"
+        "for name in ('by_name', 'by_default'):\n"
+        "    print(name, 'not to use' in evaluate(spec, namespace[name]).message)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["by_name", "True", "by_default", "True"], done.stdout
 
 
 def test_numbers_that_differ_past_six_digits_are_printed_until_they_differ():
