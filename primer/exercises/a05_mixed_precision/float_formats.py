@@ -81,8 +81,7 @@ def _float_format_other_cases(gen):
 
 
 def _format_formula(bias_shift=0, eps_shift=0, max_mantissa=True, top_exponent_normal=False,
-                    subnormal_shift=0, top_mantissa=None, normal_shift=0, finite_only=False,
-                    as_tensors=False):
+                    subnormal_shift=0, top_mantissa=None, normal_shift=0, finite_only=False):
     """The closed formulas, with one knob per known mistake (all knobs off: the right answer)."""
     def float_format(exponent_bits, mantissa_bits):
         e, m = exponent_bits, mantissa_bits
@@ -96,16 +95,8 @@ def _format_formula(bias_shift=0, eps_shift=0, max_mantissa=True, top_exponent_n
                "smallest_subnormal": 2.0 ** (emin - m - subnormal_shift)}
         if finite_only:  # e4m3fn's convention: the all-ones exponent holds numbers, but not 1.11…1
             out["max"] = (2.0 - 2.0 ** (1 - m)) * 2.0 ** (emax + 1)
-        return {k: torch.tensor(v) for k, v in out.items()} if as_tensors else out
-    return float_format
-
-
-def _run_float_format(fn, case):
-    """The four numbers, and the type of each (the text asks for Python floats)."""
-    out = fn(*case.args)
-    if not isinstance(out, dict):
         return out
-    return {**out, "types of the values": {k: type(v).__name__ for k, v in out.items()}}
+    return float_format
 
 
 _FORMAT_HINTS = (
@@ -136,8 +127,6 @@ _FORMAT_HINTS = (
     Hint(_format_formula(finite_only=True), "this matches float8_e4m3fn's convention (no "
          "infinities, only the mantissa 1.11…1 is NaN in the all-ones exponent): the exercise "
          "is the IEEE-style format, whose all-ones exponent holds only inf and NaN."),
-    Hint(_format_formula(as_tensors=True), "this matches returning tensors: return Python "
-         "floats (float(...) or .item())."),
 )
 
 register(
@@ -146,9 +135,9 @@ register(
     Check("float_format", "torch_formats",
           "matches torch.finfo for float32, bfloat16, float16 and float8_e5m2",
           _float_format_torch_cases, _reference_torch_format, rtol=1e-12, atol=0.0,
-          run=_run_float_format, hints=_FORMAT_HINTS, points=2),
+          hints=_FORMAT_HINTS, points=2),
     Check("float_format", "any_format",
           "works for IEEE-style formats torch does not have (checked by decoding every code)",
           _float_format_other_cases, _reference_decoded_format, rtol=1e-12, atol=0.0,
-          run=_run_float_format, hints=_FORMAT_HINTS),
+          hints=_FORMAT_HINTS),
 )
