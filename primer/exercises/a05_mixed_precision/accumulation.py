@@ -148,10 +148,11 @@ def _run_micro_batches(fn, case):
 
     def loss_fn(prediction, target):
         loss = F.mse_loss(prediction, target)
-        record = {"examples (row numbers of inputs)": target[:, 0].round().long(), "backward() calls": 0}
+        key = "backward() calls"
+        record = {"examples (row numbers of inputs)": target[:, 0].round().long(), key: 0}
         calls.append(record)
         if loss.requires_grad:
-            loss.register_hook(lambda grad: record.update({"backward() calls": record["backward() calls"] + 1}))
+            loss.register_hook(lambda grad: record.update({key: record[key] + 1}))
         return loss
 
     inputs = torch.linspace(-1, 1, n * 3).reshape(n, 3)

@@ -65,7 +65,9 @@ def _round_inf_nan_cases(gen):
     to_inf = [0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0xFF7F8000, 0x7F7FC000, 0x7F7EC000, 0xFF7EC000]
     return [
         Case("+inf and -inf", (_from_bits([0x7F800000, 0xFF800000]),)),
-        Case(f"{len(nans)} NaNs (quiet, signalling, payload only in the low bits)", (_from_bits(nans),)),
+        # ±inf among the NaNs tells "NaN to 0" from nan_to_num (which also changes inf)
+        Case(f"{len(nans)} NaNs (quiet, signalling, payload only in the low bits), and ±inf",
+             (_from_bits(nans + [0x7F800000, 0xFF800000]),)),
         Case("largest float32 values: they round up to ±inf (and two up to the largest bfloat16)",
              (_from_bits(to_inf),)),
         Case("the largest bfloat16 and its neighbours (stay finite)",
