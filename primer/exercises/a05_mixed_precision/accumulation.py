@@ -117,16 +117,16 @@ register(
     Check("accumulate_gradients", "even_split",
           "equals one full-batch backward when micro-batches divide the batch",
           _accumulate_cases([(32, 8), (24, 12)]), _reference_accumulate, run=_run_accumulate,
-          hints=_ACCUMULATE_HINTS),
+          levels=("parameter",), hints=_ACCUMULATE_HINTS),
     Check("accumulate_gradients", "last_smaller",
           "equals one full-batch backward when the last micro-batch is smaller",
           _accumulate_cases([(30, 8), (10, 4), (5, 16)]), _reference_accumulate,
-          run=_run_accumulate, hints=_ACCUMULATE_HINTS, points=2),
+          run=_run_accumulate, levels=("parameter",), hints=_ACCUMULATE_HINTS, points=2),
     Check("accumulate_gradients", "clears_old_gradients",
           "starts from zero, not from gradients left over from an earlier step",
           # micro-batches that divide the batch: this check is about the stale gradients only
           _accumulate_cases([(24, 8)], stale=True), _reference_accumulate, run=_run_accumulate,
-          hints=_ACCUMULATE_HINTS),
+          levels=("parameter",), hints=_ACCUMULATE_HINTS),
 )
 
 
@@ -306,5 +306,6 @@ _TRAIN_HINTS = (
 register(
     Check("train_with_accumulation", "matches_large_batch",
           "K optimizer steps with accumulated micro-batches = K steps of large-batch training",
-          _train_cases, _reference_train, run=_run_train, hints=_TRAIN_HINTS, points=2),
+          _train_cases, _reference_train, run=_run_train, levels=("parameter",), hints=_TRAIN_HINTS,
+          points=2),
 )
