@@ -42,6 +42,11 @@ def _round_ties_cases(gen):
     high = _random_high_halves(gen, 400, 100, 160)
     even, odd = high & ~1, high | 1
     return [
+        # First, a mix: ties with even and odd upper halves, and values just above a tie, so
+        # that truncation, ties down, ties away and ties to odd each give their own output.
+        Case("exact ties with even and odd upper halves, and values just above a tie",
+             (_from_bits(((even[:100] << 16) | 0x8000).tolist() + ((odd[100:200] << 16) | 0x8000).tolist()
+                         + ((high[200:240] << 16) | 0x8001).tolist()),)),
         Case("exact ties, upper half even (stays)", (_from_bits(((even << 16) | 0x8000).tolist()),)),
         Case("exact ties, upper half odd (rounds up)", (_from_bits(((odd << 16) | 0x8000).tolist()),)),
         Case("one below and one above a tie", (_from_bits(
@@ -55,11 +60,16 @@ def _round_inf_nan_cases(gen):
     payloads = torch.randint(1, 2**22, (6,), generator=gen).tolist()
     nans = [0x7FC00000, 0xFFC00000, 0x7F800001, 0xFF800001, 0x7FFFFFFF, 0xFFFFFFFF, 0x7F807FFF,
             0x7F808000] + [0x7F800000 | p for p in payloads] + [0xFF800000 | p for p in payloads]
-    to_inf = [0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0xFF7F8000, 0x7F7FC000]
+    # with two that round up to the largest bfloat16 (finite), so that saturating at it and
+    # truncating give different outputs
+    to_inf = [0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0xFF7F8000, 0x7F7FC000, 0x7F7EC000, 0xFF7EC000]
     return [
         Case("+inf and -inf", (_from_bits([0x7F800000, 0xFF800000]),)),
-        Case(f"{len(nans)} NaNs (quiet, signalling, payload only in the low bits)", (_from_bits(nans),)),
-        Case("largest float32 values: they round up to ±inf", (_from_bits(to_inf),)),
+        # ±inf among the NaNs tells "NaN to 0" from nan_to_num (which also changes inf)
+        Case(f"{len(nans)} NaNs (quiet, signalling, payload only in the low bits), and ±inf",
+             (_from_bits(nans + [0x7F800000, 0xFF800000]),)),
+        Case("largest float32 values: they round up to ±inf (and two up to the largest bfloat16)",
+             (_from_bits(to_inf),)),
         Case("the largest bfloat16 and its neighbours (stay finite)",
              (_from_bits([0x7F7F0000, 0x7F7F7FFF, 0x7F7E8000, 0xFF7F7FFF]),)),
     ]
@@ -96,6 +106,43 @@ def _round_returns_bfloat16(x):
     return x.to(torch.bfloat16)
 
 
+def _round_even(x):
+    """Ties to even on the bits, NaN kept: the knob-free base of the mistakes below."""
+    bits = x.view(torch.int32)
+    out = ((bits + 0x7FFF + ((bits >> 16) & 1)) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(x), x, out)
+
+
+def _round_ties_down(x):
+    out = ((x.view(torch.int32) + 0x7FFF) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(x), x, out)
+
+
+def _round_ties_odd(x):
+    bits = x.view(torch.int32)
+    out = ((bits + 0x7FFF + (1 - ((bits >> 16) & 1))) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(x), x, out)
+
+
+def _round_saturates(x):
+    out = _round_even(x)
+    top = torch.finfo(torch.bfloat16).max
+    return torch.where(torch.isinf(out) & ~torch.isinf(x), torch.copysign(torch.tensor(top), x), out)
+
+
+def _round_nan_to_zero(x):
+    return torch.where(torch.isnan(x), torch.zeros_like(x), _round_even(x))
+
+
+def _round_nan_to_num(x):
+    return torch.nan_to_num(_round_even(x), nan=0.0)
+
+
+def _round_magnitude_then_sign(x):
+    out = _round_even(x.abs())
+    return torch.where(x < 0, -out, out)
+
+
 _ROUND_HINTS = (
     Hint(_round_truncate, "this matches truncation (zeroing the low 16 bits). Round to the "
          "nearest: add half of the dropped range first, and break exact ties toward an even "
@@ -105,7 +152,51 @@ _ROUND_HINTS = (
     Hint(_round_even_no_nan, "this matches rounding NaN like a number: a NaN whose payload is "
          "only in the low 16 bits becomes ±inf (or wraps around). Return NaN for NaN inputs "
          "(torch.isnan)."),
+    Hint(_round_ties_down, "this matches rounding exact ties down (adding 0x7FFF): a tie goes "
+         "to the neighbour whose last kept bit is 0, so add 0x7FFF + (bit 16 of x)."),
+    Hint(_round_ties_odd, "this matches rounding ties to odd (adding 0x7FFF + 1 - bit 16): the "
+         "parity test is the wrong way round; add 0x7FFF + (bit 16 of x)."),
+    Hint(_round_saturates, "this matches clamping to the largest bfloat16 instead of rounding "
+         "up to inf: float32 values above it round to ±inf, as the carry into the exponent "
+         "gives."),
+    Hint(_round_nan_to_zero, "this matches turning NaN into 0: NaN must stay NaN (return x "
+         "where torch.isnan(x))."),
+    Hint(_round_nan_to_num, "this matches torch.nan_to_num(..., nan=0.0): NaN must stay NaN, "
+         "and nan_to_num also turns ±inf into float32's largest numbers. Return x where "
+         "torch.isnan(x), and leave inf alone."),
+    Hint(_round_magnitude_then_sign, "this matches rounding |x| and putting the sign back "
+         "with x < 0: -0.0 loses its sign. Work on the bits of x itself (the sign bit needs no "
+         "special case)."),
 )
+
+
+class _Bfloat16Tensors(torch.overrides.TorchFunctionMode):
+    """Counts the torch calls that return a bfloat16 tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.dtype in (torch.bfloat16, torch.float16):
+            self.count += 1
+        return out
+
+
+def _run_on_the_bits(fn, case):
+    with _Bfloat16Tensors() as mode:
+        fn(*case.args)
+    return {"torch calls in your code that made a 16-bit float tensor (0: all on the bits)": mode.count}
+
+
+def _no_16_bit_tensor(x):
+    """The rule itself: an answer on the integer bits makes no 16-bit float tensor."""
+    return x.view(torch.int32).view(torch.float32)
+
+
+def _round_with_torch_cast(x):
+    return x.to(torch.bfloat16).to(torch.float32)
 
 register(
     Check("round_to_bfloat16", "random", "bitwise equal to torch's bfloat16 cast on random values",
@@ -117,4 +208,11 @@ register(
           _round_inf_nan_cases, _reference_round_to_bfloat16, exact=True, hints=_ROUND_HINTS),
     Check("round_to_bfloat16", "subnormals", "rounds subnormals and ±0 like torch (bitwise)",
           _round_subnormal_cases, _reference_round_to_bfloat16, exact=True, hints=_ROUND_HINTS),
+    Check("round_to_bfloat16", "on_the_bits",
+          "computes on the bits, without torch's bfloat16 conversion (the text rules it out)",
+          lambda gen: [Case("1000 values, randn", (randn(gen, 1000),))], _no_16_bit_tensor,
+          run=_run_on_the_bits, exact=True,
+          hints=(Hint(_round_with_torch_cast, "this matches using torch's conversion "
+                      "(x.to(torch.bfloat16)): do the rounding yourself, on the bits of "
+                      "x.view(torch.int32)."),)),
 )

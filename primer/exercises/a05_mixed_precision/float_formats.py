@@ -81,17 +81,21 @@ def _float_format_other_cases(gen):
 
 
 def _format_formula(bias_shift=0, eps_shift=0, max_mantissa=True, top_exponent_normal=False,
-                    subnormal_shift=0):
+                    subnormal_shift=0, top_mantissa=None, normal_shift=0, finite_only=False):
     """The closed formulas, with one knob per known mistake (all knobs off: the right answer)."""
     def float_format(exponent_bits, mantissa_bits):
         e, m = exponent_bits, mantissa_bits
         bias = 2 ** (e - 1) - 1 + bias_shift
         emax = 2**e - 2 - bias + (1 if top_exponent_normal else 0)
         emin = 1 - bias
-        return {"max": (2.0 - 2.0**-m if max_mantissa else 1.0) * 2.0**emax,
-                "eps": 2.0 ** (-m - eps_shift),
-                "smallest_normal": 2.0**emin,
-                "smallest_subnormal": 2.0 ** (emin - m - subnormal_shift)}
+        mantissa = (2.0 - 2.0**-m if max_mantissa else 1.0) if top_mantissa is None else top_mantissa(m)
+        out = {"max": mantissa * 2.0**emax,
+               "eps": 2.0 ** (-m - eps_shift),
+               "smallest_normal": 2.0 ** (emin - normal_shift),
+               "smallest_subnormal": 2.0 ** (emin - m - subnormal_shift)}
+        if finite_only:  # e4m3fn's convention: the all-ones exponent holds numbers, but not 1.11…1
+            out["max"] = (2.0 - 2.0 ** (1 - m)) * 2.0 ** (emax + 1)
+        return out
     return float_format
 
 
@@ -111,6 +115,18 @@ _FORMAT_HINTS = (
          "smallest_normal·2^-(m+1); the subnormal spacing is smallest_normal·2^-m."),
     Hint(_format_formula(subnormal_shift=-1), "this matches smallest_subnormal = "
          "smallest_normal·2^-(m-1); the subnormal spacing is smallest_normal·2^-m."),
+    Hint(_format_formula(top_mantissa=lambda m: 2.0), "this matches max = 2^(emax+1), as if "
+         "the mantissa 1.11…1 were 2: the largest number is (2 - 2^-m)·2^emax."),
+    Hint(_format_formula(top_mantissa=lambda m: 1.0 + 2.0**-m), "this matches max = (1 + "
+         "2^-m)·2^emax: the largest mantissa has all m bits set, 1.11…1 = 2 - 2^-m."),
+    Hint(_format_formula(eps_shift=-1), "this matches eps = 2^-(m-1); the next number after "
+         "1 is 1 + 2^-m (the last mantissa bit), so eps = 2^-m."),
+    Hint(_format_formula(normal_shift=1), "this matches smallest_normal = 2^-bias, as if E = 0 "
+         "were a normal exponent: E = 0 holds the subnormals, so the smallest normal has E = 1, "
+         "2^(1-bias)."),
+    Hint(_format_formula(finite_only=True), "this matches float8_e4m3fn's convention (no "
+         "infinities, only the mantissa 1.11…1 is NaN in the all-ones exponent): the exercise "
+         "is the IEEE-style format, whose all-ones exponent holds only inf and NaN."),
 )
 
 register(

@@ -30,11 +30,13 @@ def _run_fp8_values(fn, case):
     q, scale = out
     if not isinstance(q, torch.Tensor):
         return {"q": q, "scale": scale}
+    kind = str(scale.dtype) if isinstance(scale, torch.Tensor) else type(scale).__name__
     if isinstance(scale, torch.Tensor) and scale.numel() == 1:
         scale = scale.reshape(())
     return {"q.dtype": str(q.dtype),
             "q (its values, as float32)": q.to(torch.float32),
-            "scale": torch.as_tensor(scale, dtype=torch.float32)}
+            "scale": torch.as_tensor(scale, dtype=torch.float32),
+            "type of scale (a float32 tensor)": kind}
 
 
 def _fp8_values_cases(gen):
@@ -64,7 +66,11 @@ def _fp8_delayed_cases(gen):
 
 def _run_fp8_error_bound(fn, case):
     """Round trip with the learner's quantize and torch's dequantization (q·scale): relative
-    error at most 2^-(m+1) wherever x is inside the format's normal range after amax scaling."""
+    error at most 2^-(m+1) wherever x is inside the format's normal range after amax scaling.
+
+    The output is the largest relative error in units of eps/2, or exactly 1 when it is within
+    the bound: every right answer gives 1, and each known mistake its own number (so a hint can
+    name it)."""
     x, dtype = case.args[0], case.kwargs.get("dtype", torch.float8_e4m3fn)
     q, scale = fn(x, dtype=dtype)
     xhat = q.to(torch.float32) * torch.as_tensor(scale, dtype=torch.float32)
@@ -72,8 +78,10 @@ def _run_fp8_error_bound(fn, case):
     amax = x.abs().max()
     normal = x.abs() >= amax * (info.smallest_normal / info.max)
     rel = ((xhat.double() - x.double()).abs() / x.double().abs())[normal]
-    bound = info.eps / 2 * (1 + 1e-6)  # 1e-6: the float32 rounding of q·scale itself
-    return {"max relative error ≤ eps/2 in the normal range": bool(rel.max() <= bound)}
+    # 1e-6: the float32 rounding of q·scale itself, far below the format's eps/2 (2^-4, 2^-3).
+    worst = rel.max().item() / (info.eps / 2) if rel.numel() else 0.0
+    return {"largest relative error in the normal range, in units of eps/2 (1: within the bound)":
+            1.0 if worst <= 1 + 1e-6 else worst}
 
 
 def _fp8_error_cases(gen):
@@ -111,6 +119,56 @@ def _fp8_ignores_amax(x, dtype=torch.float8_e4m3fn, amax=None):
     return _reference_fp8_quantize(x, dtype)
 
 
+def _fp8_clamps_before_scaling(x, dtype=torch.float8_e4m3fn, amax=None):
+    fmax = torch.finfo(dtype).max
+    amax = x.abs().max() if amax is None else torch.as_tensor(amax, dtype=torch.float32)
+    scale = amax.to(torch.float32) / fmax
+    return (x.clamp(-fmax, fmax) / scale).clamp(-fmax, fmax).to(dtype), scale
+
+
+def _fp8_signed_max(x, dtype=torch.float8_e4m3fn, amax=None):
+    return _reference_fp8_quantize(x, dtype, x.max() if amax is None else amax)
+
+
+def _fp8_max_448(x, dtype=torch.float8_e4m3fn, amax=None):
+    amax = x.abs().max() if amax is None else torch.as_tensor(amax, dtype=torch.float32)
+    scale = amax.to(torch.float32) / 448.0
+    return (x / scale).clamp(-448.0, 448.0).to(dtype), scale
+
+
+def _fp8_max_240(x, dtype=torch.float8_e4m3fn, amax=None):
+    fmax = 240.0 if dtype == torch.float8_e4m3fn else torch.finfo(dtype).max
+    amax = x.abs().max() if amax is None else torch.as_tensor(amax, dtype=torch.float32)
+    scale = amax.to(torch.float32) / fmax
+    return (x / scale).clamp(-fmax, fmax).to(dtype), scale
+
+
+def _fp8_always_e4m3(x, dtype=torch.float8_e4m3fn, amax=None):
+    return _reference_fp8_quantize(x, torch.float8_e4m3fn, amax)
+
+
+def _fp8_rounds_to_integers(x, dtype=torch.float8_e4m3fn, amax=None):
+    fmax = torch.finfo(dtype).max
+    amax = x.abs().max() if amax is None else torch.as_tensor(amax, dtype=torch.float32)
+    scale = amax.to(torch.float32) / fmax
+    return torch.round(x / scale).clamp(-fmax, fmax).to(dtype), scale
+
+
+def _fp8_returns_float32_q(x, dtype=torch.float8_e4m3fn, amax=None):
+    q, scale = _reference_fp8_quantize(x, dtype, amax)
+    return q.to(torch.float32), scale
+
+
+def _fp8_python_scale(x, dtype=torch.float8_e4m3fn, amax=None):
+    q, scale = _reference_fp8_quantize(x, dtype, amax)
+    return q, scale.item()
+
+
+def _fp8_float64_scale(x, dtype=torch.float8_e4m3fn, amax=None):
+    q, scale = _reference_fp8_quantize(x, dtype, amax)
+    return q, scale.double()
+
+
 _FP8_HINTS = (
     Hint(_fp8_no_clamp, "this matches casting without clamping to ±finfo(dtype).max: values "
          "beyond it become inf in e5m2 (and NaN in e4m3fn with older torch). Clamp before the "
@@ -121,6 +179,24 @@ _FP8_HINTS = (
          "dequantizes, scale = amax / finfo(dtype).max (x ≈ q·scale)."),
     Hint(_fp8_ignores_amax, "this matches ignoring the `amax` argument: when it is given, "
          "scale by it (delayed scaling), not by today's maximum."),
+    Hint(_fp8_clamps_before_scaling, "this matches clamping x to ±finfo(dtype).max before "
+         "dividing by the scale: the clamp belongs to the scaled values, clamp(x / scale)."),
+    Hint(_fp8_signed_max, "this matches amax = x.max(): the amax is the largest magnitude, "
+         "x.abs().max(), or large negative values are clipped."),
+    Hint(_fp8_max_448, "this matches using 448 (e4m3fn's max) for every format: take M = "
+         "torch.finfo(dtype).max of the dtype asked for (57344 for e5m2)."),
+    Hint(_fp8_max_240, "this matches M = 240, the largest value of an IEEE-style e4m3; "
+         "float8_e4m3fn has no infinities and reaches 448: use torch.finfo(dtype).max."),
+    Hint(_fp8_always_e4m3, "this matches casting to float8_e4m3fn whatever `dtype` says: cast "
+         "to the dtype asked for (and use its finfo.max)."),
+    Hint(_fp8_rounds_to_integers, "this matches rounding x / scale to integers (int8-style "
+         "quantization) before the cast: float8 keeps fractions, so cast x / scale directly."),
+    Hint(_fp8_returns_float32_q, "this matches returning q converted back to float32: return "
+         "the float8 tensor itself (q of dtype `dtype`)."),
+    Hint(_fp8_python_scale, "this matches returning the scale as a Python number: return it "
+         "as a float32 scalar tensor (amax / finfo(dtype).max computed in float32)."),
+    Hint(_fp8_float64_scale, "this matches a float64 scale: compute amax / finfo(dtype).max in "
+         "float32 (amax.float() / max), so that q·scale stays float32."),
 )
 
 register(
@@ -149,9 +225,37 @@ def _dequantize_divides(q, scale):
     return q.to(torch.float32) / scale
 
 
+def _dequantize_without_scale(q, scale):
+    return q.to(torch.float32)
+
+
+def _dequantize_in(dtype, back_to_float32=False):
+    def fp8_dequantize(q, scale):
+        x = q.to(dtype) * scale.to(dtype)
+        return x.to(torch.float32) if back_to_float32 else x
+    return fp8_dequantize
+
+
+def _dequantize_scale_twice(q, scale):
+    return q.to(torch.float32) * scale * scale
+
+
 register(
+    # q·scale is one float32 product of two exact numbers: every right answer gives it to the
+    # last bit, so float32's rtol and no atol (values near 1e-3 · scale must not hide errors).
     Check("fp8_dequantize", "values", "returns q·scale in float32",
-          _fp8_dequantize_cases, _reference_fp8_dequantize,
+          _fp8_dequantize_cases, _reference_fp8_dequantize, rtol=1.3e-6, atol=0.0,
           hints=(Hint(_dequantize_divides, "this matches dividing by the scale; x ≈ q·scale, so "
-                      "multiply."),)),
+                      "multiply."),
+                 Hint(_dequantize_without_scale, "this matches returning q as float32 without "
+                      "the scale: multiply by it, q.float() * scale."),
+                 Hint(_dequantize_in(torch.float64), "this matches a float64 result: convert q "
+                      "to float32 (q.float() * scale), not to float64."),
+                 *(Hint(_dequantize_in(torch.bfloat16, back), "this matches computing in "
+                        "bfloat16: convert q to float32 (q.float() * scale).") for back in (False, True)),
+                 *(Hint(_dequantize_in(torch.float16, back), "this matches computing in float16 "
+                        "(it overflows above 65504): convert q to float32 (q.float() * scale).")
+                   for back in (False, True)),
+                 Hint(_dequantize_scale_twice, "this matches multiplying by the scale twice: "
+                      "x ≈ q·scale, once."))),
 )

@@ -18,6 +18,8 @@ def _scaler_case(gen, label, steps, overflow=(), clip=None, optimizer="momentum"
     """A small seeded regression problem; `overflow` maps step -> 'inf', '-inf' or 'nan'."""
     model = mlp(gen, 6, 16, 3)
     which = {s: int(torch.randint(0, 4, (1,), generator=gen)) for s in overflow}
+    if optimizer == "two groups":  # in the second group, which a scaler must check too
+        which = {s: 2 + p % 2 for s, p in which.items()}
     return Case(label, ({"model": model, "x": randn(gen, 32, 6), "y": randn(gen, 32, 3),
                          "steps": steps, "overflow": dict(overflow), "param": which,
                          "clip": clip, "optimizer": optimizer},), scaler_kwargs)
@@ -30,8 +32,15 @@ def _run_scaler(cls, case):
     setup = case.args[0]
     model = setup["model"]
     params = list(model.parameters())
-    opt = (torch.optim.SGD(params, lr=0.05, momentum=0.9) if setup["optimizer"] == "momentum"
-           else torch.optim.AdamW(params, lr=1e-2))
+    if setup["optimizer"] == "two groups":
+        # the first layer in a group of its own, the rest (and a parameter that never gets a
+        # gradient: its .grad stays None) in another, with its own learning rate
+        unused = torch.nn.Parameter(torch.zeros(3))
+        opt = torch.optim.SGD([{"params": params[:2]}, {"params": params[2:] + [unused], "lr": 0.02}],
+                              lr=0.05, momentum=0.9)
+    else:
+        opt = (torch.optim.SGD(params, lr=0.05, momentum=0.9) if setup["optimizer"] == "momentum"
+               else torch.optim.AdamW(params, lr=1e-2))
     scaler = cls(**case.kwargs)
     scales, skipped = [], []
     for step in range(setup["steps"]):
@@ -60,6 +69,8 @@ def _scaler_plain_cases(gen):
                      growth_interval=1000),
         _scaler_case(gen, "AdamW, 6 clean steps, init_scale=1024", 6, optimizer="adamw",
                      init_scale=1024.0, growth_interval=1000),
+        _scaler_case(gen, "two param groups, one parameter whose .grad is None, 5 clean steps", 5,
+                     optimizer="two groups", init_scale=512.0, growth_interval=1000),
     ]
 
 
@@ -72,9 +83,13 @@ def _overflow_steps(gen, steps, count, first=1):
 def _scaler_skip_cases(gen):
     return [
         _scaler_case(gen, "inf gradient at step 2", 6, {2: "inf"}, growth_interval=1000),
-        _scaler_case(gen, "NaN gradient at step 1", 5, {1: "nan"}, growth_interval=1000),
+        # an inf before the NaN: checking only for inf and never checking at all differ here
+        _scaler_case(gen, "inf gradient at step 1, NaN gradient at step 3", 6, {1: "inf", 3: "nan"},
+                     growth_interval=1000),
         _scaler_case(gen, "overflows at random steps", 10, _overflow_steps(gen, 10, 3),
                      growth_interval=1000, backoff_factor=0.25),
+        _scaler_case(gen, "two param groups, inf gradient in the second at step 2", 5,
+                     {2: "inf"}, optimizer="two groups", growth_interval=1000),
     ]
 
 
@@ -108,6 +123,12 @@ class _ScalerBase:
     consecutive = True
     unscale_in_step_always = False
     unscale = True
+    first_group_only = False
+    detect = True  # look for inf/NaN in the gradients at all
+    grow_late = False  # grows after growth_interval + 1 clean steps
+    grow_every_step = False  # once the count reached growth_interval, grows at every clean step
+    clear_found = True  # forget this step's overflow after update()
+    update_in_step = False  # step() also updates the scale (then the user's update() again)
 
     def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):
         self.s, self.g, self.b, self.interval = init_scale, growth_factor, backoff_factor, growth_interval
@@ -117,13 +138,14 @@ class _ScalerBase:
         return loss * self.s
 
     def unscale_(self, optimizer):
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
-                 if p.grad is not None]
+        groups = optimizer.param_groups[:1] if self.first_group_only else optimizer.param_groups
+        grads = [p.grad for group in groups for p in group["params"] if p.grad is not None]
         for g in grads:
             if self.unscale:
                 g.mul_(1.0 / self.s)
         bad = (lambda g: ~torch.isfinite(g)) if self.check_nan else torch.isinf
-        self.found = any(bool(bad(g).any()) for g in grads)
+        self.found = (self.detect and any(bool(bad(g).any()) for g in grads)) or \
+            (self.found and not self.clear_found)
         self.unscaled = True
 
     def step(self, optimizer):
@@ -131,6 +153,10 @@ class _ScalerBase:
             self.unscale_(optimizer)
         if not (self.found and self.skip):
             optimizer.step()
+        if self.update_in_step:
+            found = self.found
+            self.update()
+            self.found = found
 
     def update(self):
         self.steps += 1
@@ -142,9 +168,14 @@ class _ScalerBase:
             self.clean += 1
             grow = (self.clean % self.interval == 0) if self.consecutive else \
                 (self.steps % self.interval == 0)
+            if self.grow_late:
+                grow = self.clean % (self.interval + 1) == 0
+            if self.grow_every_step:
+                grow = self.clean >= self.interval
             if grow:
                 self.s *= self.g
-        self.found, self.unscaled = False, False
+        self.found = self.found and not self.clear_found
+        self.unscaled = False
 
 
 def _scaler_mistake(**knobs):
@@ -167,6 +198,22 @@ _SCALER_HINTS = (
     Hint(_scaler_mistake(unscale_in_step_always=True), "this matches unscaling twice when "
          "unscale_() was already called before step(): remember that this step's gradients are "
          "unscaled already."),
+    Hint(_scaler_mistake(detect=False), "this matches never finding the inf/NaN gradients "
+         "(checking the loss instead, or nothing): after unscaling, check every gradient with "
+         "torch.isfinite, skip the step and back off when one is not finite."),
+    Hint(_scaler_mistake(first_group_only=True), "this matches unscaling and checking only "
+         "optimizer.param_groups[0]: go through every group's params."),
+    Hint(_scaler_mistake(grow_late=True), "this matches growing after growth_interval + 1 "
+         "clean steps (an off-by-one): grow when the count of clean steps reaches "
+         "growth_interval, then restart the count."),
+    Hint(_scaler_mistake(grow_every_step=True), "this matches growing at every clean step once "
+         "the count reached growth_interval: restart the count of clean steps after growing."),
+    Hint(_scaler_mistake(clear_found=False), "this matches remembering an overflow forever: "
+         "the inf/NaN flag belongs to one step, so clear it in update() (every later step was "
+         "skipped and backed off)."),
+    Hint(_scaler_mistake(update_in_step=True), "this matches updating the scale inside step() "
+         "as well as in update(): step() only unscales and steps; update() adjusts the scale, "
+         "once per step."),
 )
 
 register(

@@ -36,67 +36,82 @@ def _reference_bytes_per_param(optimizer="adamw", param_dtype=torch.bfloat16, ma
 
 
 def _bytes_cases(select):
-    def cases(gen):  # every set-up (12 per check), in an order drawn from the seed
-        combos = [(o, d, mw) for o in _OPTIMIZERS for d in _DTYPES for mw in (True, False)
-                  if select(o)]
-        order = torch.randperm(len(combos), generator=gen).tolist()
-        return [Case(f"optimizer={o!r}, param_dtype={str(d)[6:]}, master_weights={mw}", (),
-                     {"optimizer": o, "param_dtype": d, "master_weights": mw})
-                for o, d, mw in (combos[i] for i in order)]
+    """One case per optimizer (in an order drawn from the seed): the learner's function is asked
+    for every param_dtype, with and without master weights (see _run_bytes)."""
+    def cases(gen):
+        names = [o for o in _OPTIMIZERS if select(o)]
+        order = torch.randperm(len(names), generator=gen).tolist()
+        out = [Case(f"optimizer={names[i]!r}, every param_dtype, with and without master weights",
+                    (names[i],)) for i in order]
+        if select("adamw"):
+            out.append(Case("called with no arguments (the defaults: 'adamw', bfloat16, master "
+                            "weights)", (None,)))
+        return out
     return cases
 
 
+def _run_bytes(fn, case):
+    """The table of the case's optimizer, {set-up: bytes}, and the type of what came back: a
+    whole table per case tells apart mistakes that agree on a single set-up."""
+    (optimizer,) = case.args
+    if optimizer is None:
+        value = fn()
+        return {"bytes with the defaults": value, "type": type(value).__name__}
+    table, kinds = {}, set()
+    for dtype in _DTYPES:
+        for master in (True, False):
+            value = fn(optimizer=optimizer, param_dtype=dtype, master_weights=master)
+            table[f"param_dtype={str(dtype)[6:]}, master_weights={master}"] = value
+            kinds.add(type(value).__name__)
+    return {**table, "type": " and ".join(sorted(kinds))}
+
+
 def _bytes_table(tensors_in_param_dtype=2, master_always=False, state_in_param_dtype=False,
-                 adam_states=2):
+                 adam_states=2, momentum_states=1, master_grad=False, master_ignores_flag=False,
+                 as_float=False):
     def bytes_per_param(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
         size = torch.finfo(param_dtype).bits // 8
-        master = master_weights and (master_always or param_dtype != torch.float32)
-        states = {"sgd": 0, "momentum": 1, "adam": adam_states, "adamw": adam_states}[optimizer]
-        state_size = size if (state_in_param_dtype or not master_weights) else 4
-        return size * tensors_in_param_dtype + 4 * master + states * state_size
+        flag = True if master_ignores_flag else master_weights
+        master = flag and (master_always or param_dtype != torch.float32)
+        states = {"sgd": 0, "momentum": momentum_states, "adam": adam_states,
+                  "adamw": adam_states}[optimizer]
+        state_size = size if (state_in_param_dtype or not flag) else 4
+        total = size * tensors_in_param_dtype + (8 if master_grad else 4) * master + states * state_size
+        return float(total) if as_float else total
     return bytes_per_param
 
 
-# Known mistakes, and what to say about each. Several give the same total on some set-ups
-# (e.g. one Adam state vs 16-bit Adam states with master weights): on those the hint names
-# every mistake that fits, rather than guessing one.
-_BYTES_MISTAKES = {
-    "adding a float32 master copy when the parameters are already float32 (then they are the "
-    "master weights)": _bytes_table(master_always=True),
-    "counting one tensor in param_dtype per parameter (the parameters and their gradients are "
-    "two)": _bytes_table(tensors_in_param_dtype=1),
-    "storing the optimizer state in param_dtype (with master weights the optimizer updates the "
-    "float32 copy, so its state is float32)": _bytes_table(state_in_param_dtype=True),
-    "one state tensor for Adam/AdamW (they keep two: running means of g and of g²)":
-        _bytes_table(adam_states=1),
-}
-
-
-def _mistakes_giving(names):
-    """The set-ups' totals for which exactly the mistakes `names` give the learner's value."""
-    def bytes_per_param(**kwargs):
-        right = _reference_bytes_per_param(**kwargs)
-        value = _BYTES_MISTAKES[names[0]](**kwargs)
-        fitting = {n for n, f in _BYTES_MISTAKES.items() if f(**kwargs) == value != right}
-        if fitting != set(names):
-            raise ValueError("another combination of mistakes explains this value")
-        return value
-    return bytes_per_param
-
-
-_BYTES_HINTS = tuple(
-    Hint(_mistakes_giving(names), "this matches " + ", or ".join(names) + ".")
-    for names in [(n,) for n in _BYTES_MISTAKES]
-    + [(a, b) for k, a in enumerate(_BYTES_MISTAKES) for b in list(_BYTES_MISTAKES)[k + 1:]]
+_BYTES_HINTS = (
+    Hint(_bytes_table(master_always=True), "this matches adding a float32 master copy when the "
+         "parameters are already float32 (then they are the master weights)."),
+    Hint(_bytes_table(tensors_in_param_dtype=1), "this matches counting one tensor in "
+         "param_dtype per parameter (the parameters and their gradients are two)."),
+    Hint(_bytes_table(state_in_param_dtype=True), "this matches storing the optimizer state in "
+         "param_dtype (with master weights the optimizer updates the float32 copy, so its state "
+         "is float32)."),
+    Hint(_bytes_table(adam_states=1), "this matches one state tensor for Adam/AdamW (they keep "
+         "two: running means of g and of g²)."),
+    Hint(_bytes_table(adam_states=3), "this matches three state tensors for Adam/AdamW: they "
+         "keep two (running means of g and of g²); AdamW's weight decay needs no state."),
+    Hint(_bytes_table(momentum_states=0), "this matches no state for SGD with momentum: it "
+         "keeps one velocity tensor per parameter."),
+    Hint(_bytes_table(master_grad=True), "this matches counting a float32 gradient for the "
+         "master copy: it is made for the update only (from the 16-bit gradient) and not kept "
+         "between steps."),
+    Hint(_bytes_table(master_ignores_flag=True), "this matches adding the float32 master copy "
+         "(and float32 state) even when master_weights=False: then the optimizer updates the "
+         "16-bit parameters themselves, and its state is in param_dtype."),
+    Hint(_bytes_table(as_float=True), "this matches returning a float (bits / 8 gives one): "
+         "return an int, e.g. with bits // 8."),
 )
 
 register(
     Check("mixed_precision_bytes_per_param", "adam",
           "bytes per parameter with Adam/AdamW, with and without float32 master weights",
           _bytes_cases(lambda o: o.startswith("adam")), _reference_bytes_per_param,
-          hints=_BYTES_HINTS, points=2),
+          run=_run_bytes, hints=_BYTES_HINTS, points=2),
     Check("mixed_precision_bytes_per_param", "sgd",
           "bytes per parameter with SGD and SGD with momentum",
           _bytes_cases(lambda o: not o.startswith("adam")), _reference_bytes_per_param,
-          hints=_BYTES_HINTS),
+          run=_run_bytes, hints=_BYTES_HINTS),
 )

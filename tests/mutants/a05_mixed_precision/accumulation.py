@@ -39,7 +39,7 @@ def accumulate_without_zero_grad(model, loss_fn, inputs, targets, micro_batch_si
         (loss_fn(model(x), y) * len(x) / len(inputs)).backward()
 
 
-@mutant("accumulate_gradients", fails=("even_split",))
+@mutant("accumulate_gradients", hint="clearing the gradients inside the loop", fails=("even_split",))
 def accumulate_keeps_only_last(model, loss_fn, inputs, targets, micro_batch_size):
     for x, y in zip(inputs.split(micro_batch_size), targets.split(micro_batch_size)):
         model.zero_grad()
@@ -68,6 +68,56 @@ def accumulate_sum_reduction(model, loss_fn, inputs, targets, micro_batch_size):
         (loss / inputs.shape[0]).backward()
 
 
+@mutant("accumulate_gradients", hint="micro_batch_size / len(inputs)", fails=("last_smaller",))
+def accumulate_nominal_micro_batch_weight(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    for i in range(0, len(inputs), micro_batch_size):
+        loss = loss_fn(model(inputs[i:i + micro_batch_size]), targets[i:i + micro_batch_size])
+        (loss * micro_batch_size / len(inputs)).backward()
+
+
+@mutant("accumulate_gradients", hint="dividing each micro-batch's loss by len(inputs)",
+        fails=("even_split",))
+def accumulate_divides_mean_by_batch(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    for i in range(0, len(inputs), micro_batch_size):
+        loss = loss_fn(model(inputs[i:i + micro_batch_size]), targets[i:i + micro_batch_size])
+        (loss / len(inputs)).backward()
+
+
+@mutant("accumulate_gradients", hint="dropping the last", fails=("last_smaller",))
+def accumulate_drop_last_full_weights(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    for i in range(0, len(inputs) - micro_batch_size + 1, micro_batch_size):
+        loss = loss_fn(model(inputs[i:i + micro_batch_size]), targets[i:i + micro_batch_size])
+        (loss * micro_batch_size / len(inputs)).backward()
+
+
+@mutant("accumulate_gradients", hint="concatenating the micro-batches", fails=("micro_batches",))
+def accumulate_by_concatenating(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    outputs = [model(x) for x in inputs.split(micro_batch_size)]
+    loss_fn(torch.cat(outputs), targets).backward()
+
+
+@mutant("accumulate_gradients", hint="with a stride", fails=("micro_batches",))
+def accumulate_strided_micro_batches(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    k = math.ceil(len(inputs) / micro_batch_size)
+    for j in range(k):
+        (loss_fn(model(inputs[j::k]), targets[j::k]) * len(inputs[j::k]) / len(inputs)).backward()
+
+
+@alternative("accumulate_gradients")
+def accumulate_with_index_loop(model, loss_fn, inputs, targets, micro_batch_size):
+    for p in model.parameters():
+        p.grad = None
+    n = len(inputs)
+    for k in range(math.ceil(n / micro_batch_size)):
+        lo, hi = k * micro_batch_size, min((k + 1) * micro_batch_size, n)
+        loss_fn(model(inputs[lo:hi]), targets[lo:hi]).mul((hi - lo) / n).backward()
+
+
 # --------------------------------------------------------------------------- train_with_accumulation
 
 
@@ -92,7 +142,7 @@ def train_one_big_step(model, optimizer, loss_fn, inputs, targets, batch_size, m
     optimizer.step()
 
 
-@mutant("train_with_accumulation")
+@mutant("train_with_accumulation", hint="skipping the last, smaller batch")
 def train_skips_last_batch(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
     for start in range(0, len(inputs) - batch_size + 1, batch_size):
         _accumulate(model, loss_fn, inputs[start:start + batch_size],
@@ -106,3 +156,77 @@ def train_with_split(model, optimizer, loss_fn, inputs, targets, batch_size, mic
         optimizer.zero_grad()
         _accumulate(model, loss_fn, x, y, micro_batch_size)
         optimizer.step()
+
+
+@mutant("train_with_accumulation", hint="between accumulating and optimizer.step()")
+def train_clears_before_step(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
+    for start in range(0, len(inputs), batch_size):
+        _accumulate(model, loss_fn, inputs[start:start + batch_size],
+                    targets[start:start + batch_size], micro_batch_size)
+        optimizer.zero_grad()
+        optimizer.step()
+
+
+@mutant("train_with_accumulation", hint="before accumulating the batch's gradient")
+def train_steps_before_accumulating(model, optimizer, loss_fn, inputs, targets, batch_size,
+                                    micro_batch_size):
+    for start in range(0, len(inputs), batch_size):
+        optimizer.step()
+        _accumulate(model, loss_fn, inputs[start:start + batch_size],
+                    targets[start:start + batch_size], micro_batch_size)
+
+
+@mutant("train_with_accumulation", hint="share of the whole dataset")
+def train_weights_by_dataset(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
+    for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
+        optimizer.zero_grad()
+        for xm, ym in zip(x.split(micro_batch_size), y.split(micro_batch_size)):
+            (loss_fn(model(xm), ym) * len(xm) / len(inputs)).backward()
+        optimizer.step()
+
+
+@mutant("train_with_accumulation", hint="never clearing the gradients")
+def train_never_clears(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
+    for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
+        for xm, ym in zip(x.split(micro_batch_size), y.split(micro_batch_size)):
+            (loss_fn(model(xm), ym) * len(xm) / len(x)).backward()
+        optimizer.step()
+
+
+def _accumulate_mean_of_means(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    chunks = list(zip(inputs.split(micro_batch_size), targets.split(micro_batch_size)))
+    for x, y in chunks:
+        (loss_fn(model(x), y) / len(chunks)).backward()
+
+
+def _accumulate_clearing_each_time(model, loss_fn, inputs, targets, micro_batch_size):
+    for x, y in zip(inputs.split(micro_batch_size), targets.split(micro_batch_size)):
+        model.zero_grad()
+        (loss_fn(model(x), y) * len(x) / len(inputs)).backward()
+
+
+@mutant("train_with_accumulation", hint="weights every micro-batch 1/K")
+def train_over_mean_of_means(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
+    for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
+        _accumulate_mean_of_means(model, loss_fn, x, y, micro_batch_size)
+        optimizer.step()
+
+
+@mutant("train_with_accumulation", hint="clears the gradients before every micro-batch")
+def train_over_clearing_accumulate(model, optimizer, loss_fn, inputs, targets, batch_size,
+                                   micro_batch_size):
+    for x, y in zip(inputs.split(batch_size), targets.split(batch_size)):
+        _accumulate_clearing_each_time(model, loss_fn, x, y, micro_batch_size)
+        optimizer.step()
+
+
+@alternative("train_with_accumulation")
+def train_with_while_loop(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
+    start = 0
+    while start < inputs.shape[0]:
+        stop = min(start + batch_size, inputs.shape[0])
+        _accumulate(model, loss_fn, inputs[start:stop], targets[start:stop], micro_batch_size)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        start = stop

@@ -62,3 +62,63 @@ def round_with_shifts_and_warning(x):
     out = out.view(torch.float32).clone()
     out[torch.isnan(x)] = math.nan
     return out
+
+
+def _nearest_even(x):
+    bits = x.view(torch.int32)
+    out = ((bits + 0x7FFF + ((bits >> 16) & 1)) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(x), x, out)
+
+
+@mutant("round_to_bfloat16", hint="rounding exact ties down", fails=("ties",))
+def round_ties_down(x):
+    out = ((x.view(torch.int32) + 0x7FFF) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(x), x, out)
+
+
+@mutant("round_to_bfloat16", hint="ties to odd", fails=("ties",))
+def round_ties_to_odd(x):
+    bits = x.view(torch.int32)
+    odd = (bits >> 16) & 1
+    out = ((bits + 0x7FFF + (1 - odd)) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(x), x, out)
+
+
+@mutant("round_to_bfloat16", hint="largest bfloat16 instead", fails=("inf_and_nan",))
+def round_saturates_at_max(x):
+    out = _nearest_even(x)
+    top = torch.finfo(torch.bfloat16).max
+    return torch.where(torch.isinf(out) & ~torch.isinf(x), torch.sign(x) * top, out)
+
+
+@mutant("round_to_bfloat16", hint="nan_to_num", fails=("inf_and_nan",))
+def round_nan_to_num(x):
+    return torch.nan_to_num(_nearest_even(x), nan=0.0)
+
+
+@mutant("round_to_bfloat16", hint="turning NaN into 0", fails=("inf_and_nan",))
+def round_nan_to_zero(x):
+    return torch.where(x != x, torch.zeros_like(x), _nearest_even(x))
+
+
+@mutant("round_to_bfloat16", hint="-0.0 loses its sign", fails=("subnormals",))
+def round_magnitude_then_sign(x):
+    out = _nearest_even(x.abs())
+    return torch.where(x < 0, -out, out)
+
+
+@mutant("round_to_bfloat16", hint="torch's conversion", fails=("on_the_bits",))
+def round_with_torch_cast(x):
+    return x.bfloat16().float()
+
+
+@alternative("round_to_bfloat16")
+def round_by_cases(x):
+    bits = x.view(torch.int32)
+    dropped = bits & 0xFFFF
+    down = bits & -65536
+    up = down + 0x10000
+    odd = ((bits >> 16) & 1) == 1
+    out = torch.where(dropped < 0x8000, down,
+                      torch.where(dropped > 0x8000, up, torch.where(odd, up, down)))
+    return torch.where(x != x, x, out.view(torch.float32))

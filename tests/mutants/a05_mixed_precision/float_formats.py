@@ -86,3 +86,53 @@ def format_as_tensors(exponent_bits, mantissa_bits):
             "eps": two ** -mantissa_bits,
             "smallest_normal": smallest_normal,
             "smallest_subnormal": smallest_normal * two ** -mantissa_bits}
+
+
+def _formats(exponent_bits, mantissa_bits):
+    bias = 2 ** (exponent_bits - 1) - 1
+    return bias, 2**exponent_bits - 2 - bias, 1 - bias
+
+
+@mutant("float_format", hint="max = 2^(emax+1)")
+def format_max_rounded_to_two(exponent_bits, mantissa_bits):
+    bias, emax, emin = _formats(exponent_bits, mantissa_bits)
+    return {"max": 2.0 ** (emax + 1), "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="(1 + 2^-m)·2^emax")
+def format_max_last_mantissa_bit_only(exponent_bits, mantissa_bits):
+    bias, emax, emin = _formats(exponent_bits, mantissa_bits)
+    return {"max": (1 + 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="eps = 2^-(m-1)")
+def format_eps_twice(exponent_bits, mantissa_bits):
+    bias, emax, emin = _formats(exponent_bits, mantissa_bits)
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0 ** (1 - mantissa_bits),
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="smallest_normal = 2^-bias")
+def format_smallest_normal_from_zero_exponent(exponent_bits, mantissa_bits):
+    bias, emax, emin = _formats(exponent_bits, mantissa_bits)
+    return {"max": (2 - 2.0**-mantissa_bits) * 2.0**emax, "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**-bias, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@mutant("float_format", hint="float8_e4m3fn's convention")
+def format_finite_only_convention(exponent_bits, mantissa_bits):
+    bias, emax, emin = _formats(exponent_bits, mantissa_bits)
+    return {"max": (2 - 2.0 ** (1 - mantissa_bits)) * 2.0 ** (emax + 1), "eps": 2.0**-mantissa_bits,
+            "smallest_normal": 2.0**emin, "smallest_subnormal": 2.0 ** (emin - mantissa_bits)}
+
+
+@alternative("float_format")
+def format_with_fractions(exponent_bits, mantissa_bits):
+    from fractions import Fraction
+    bias = 2 ** (exponent_bits - 1) - 1
+    two, ulp = Fraction(2), Fraction(1, 2**mantissa_bits)
+    return {"max": float((2 - ulp) * two ** (2**exponent_bits - 2 - bias)), "eps": float(ulp),
+            "smallest_normal": float(two ** (1 - bias)),
+            "smallest_subnormal": float(two ** (1 - bias) * ulp)}

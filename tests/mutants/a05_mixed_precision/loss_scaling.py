@@ -191,3 +191,115 @@ class ScalerPlain:
             if self.clean_steps == self.growth_interval:
                 self.s, self.clean_steps = self.s * self.growth_factor, 0
         self.overflow = None
+
+
+@mutant("DynamicLossScaler", hint="only optimizer.param_groups[0]", fails=("no_overflow",))
+class ScalerFirstGroupOnly(_Scaler):
+    def _grads(self, optimizer):
+        return [p.grad for p in optimizer.param_groups[0]["params"] if p.grad is not None]
+
+
+@mutant("DynamicLossScaler", fails=("no_overflow",))
+class ScalerForgetsNoneGradients(_Scaler):
+    def _grads(self, optimizer):
+        return [p.grad for g in optimizer.param_groups for p in g["params"]]
+
+
+@mutant("DynamicLossScaler", hint="growth_interval + 1", fails=("growth",))
+class ScalerGrowsOneStepLate(_Scaler):
+    def update(self):
+        if self.found_inf:
+            self.scale_value *= self.backoff_factor
+            self.good_steps = 0
+        else:
+            self.good_steps += 1
+            if self.good_steps > self.growth_interval:
+                self.scale_value *= self.growth_factor
+                self.good_steps = 0
+        self.found_inf, self.unscaled = False, False
+
+
+@mutant("DynamicLossScaler", hint="restart the count of clean steps after growing", fails=("growth",))
+class ScalerNeverRestartsAfterGrowth(_Scaler):
+    def update(self):
+        if self.found_inf:
+            self.scale_value *= self.backoff_factor
+            self.good_steps = 0
+        else:
+            self.good_steps += 1
+            if self.good_steps >= self.growth_interval:
+                self.scale_value *= self.growth_factor
+        self.found_inf, self.unscaled = False, False
+
+
+@mutant("DynamicLossScaler", hint="remembering an overflow forever", fails=("skips_overflow",))
+class ScalerStickyOverflow(_Scaler):
+    def unscale_(self, optimizer):
+        before = self.found_inf
+        super().unscale_(optimizer)
+        self.found_inf = self.found_inf or before
+
+    def update(self):
+        found = self.found_inf
+        super().update()
+        self.found_inf = found
+
+
+@mutant("DynamicLossScaler", hint="updating the scale inside step()", fails=("growth",))
+class ScalerUpdatesInStep(_Scaler):
+    def step(self, optimizer):
+        super().step(optimizer)
+        found = self.found_inf
+        self.update()
+        self.found_inf = found
+
+
+@mutant("DynamicLossScaler", hint="never finding the inf/NaN", fails=("skips_overflow",))
+class ScalerChecksTheLoss(_Scaler):
+    def scale(self, loss):
+        self.found_inf = not bool(torch.isfinite(loss))
+        return loss * self.scale_value
+
+    def unscale_(self, optimizer):
+        for g in self._grads(optimizer):
+            g.div_(self.scale_value)
+        self.unscaled = True
+
+
+@alternative("DynamicLossScaler")
+class ScalerWithReciprocal:
+    """Multiplies by a float32 1/scale like GradScaler, keeps the scale as a float32 tensor."""
+
+    def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):
+        self._scale = torch.tensor(float(init_scale))
+        self._growth, self._backoff, self._interval = growth_factor, backoff_factor, growth_interval
+        self._clean, self._found, self._done = 0, False, False
+
+    def scale(self, loss):
+        return loss * self._scale
+
+    def unscale_(self, optimizer):
+        if self._done:
+            return
+        inv = self._scale.double().reciprocal().float()
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.mul_(inv)
+                    self._found |= not bool(torch.isfinite(p.grad).all())
+        self._done = True
+
+    def step(self, optimizer):
+        self.unscale_(optimizer)
+        if not self._found:
+            optimizer.step()
+
+    def update(self):
+        if self._found:
+            self._scale = self._scale * self._backoff
+            self._clean = 0
+        else:
+            self._clean += 1
+            if self._clean == self._interval:
+                self._scale, self._clean = self._scale * self._growth, 0
+        self._found, self._done = False, False

@@ -52,3 +52,51 @@ def bytes_by_table(optimizer="adamw", param_dtype=torch.bfloat16, master_weights
         weights = low + low + (0 if low == 4 else 4)
         return weights + 4 * table[optimizer]
     return low * (2 + table[optimizer])
+
+
+_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+
+
+@mutant("mixed_precision_bytes_per_param", hint="three state tensors", fails=("adam",))
+def bytes_adam_three_states(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    states = {**_STATES, "adam": 3, "adamw": 3}[optimizer]
+    p = _size(param_dtype)
+    master = master_weights and param_dtype != torch.float32
+    return 2 * p + 4 * master + (4 if master_weights else p) * states
+
+
+@mutant("mixed_precision_bytes_per_param", hint="no state for SGD with momentum", fails=("sgd",))
+def bytes_momentum_without_state(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    states = {**_STATES, "momentum": 0}[optimizer]
+    p = _size(param_dtype)
+    master = master_weights and param_dtype != torch.float32
+    return 2 * p + 4 * master + (4 if master_weights else p) * states
+
+
+@mutant("mixed_precision_bytes_per_param", hint="float32 gradient for the master copy")
+def bytes_master_gradient_kept(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    p = _size(param_dtype)
+    master = master_weights and param_dtype != torch.float32
+    return 2 * p + 8 * master + (4 if master_weights else p) * _STATES[optimizer]
+
+
+@mutant("mixed_precision_bytes_per_param", hint="even when master_weights=False")
+def bytes_master_whatever_the_flag(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    p = _size(param_dtype)
+    return 2 * p + 4 * (param_dtype != torch.float32) + 4 * _STATES[optimizer]
+
+
+@mutant("mixed_precision_bytes_per_param", hint="returning a float")
+def bytes_as_float(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    p = torch.finfo(param_dtype).bits / 8
+    master = master_weights and param_dtype != torch.float32
+    return 2 * p + 4 * master + (4 if master_weights else p) * _STATES[optimizer]
+
+
+@alternative("mixed_precision_bytes_per_param")
+def bytes_by_counting_tensors(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    low = torch.empty((), dtype=param_dtype).element_size()
+    copy = master_weights and low < 4
+    updated = 4 if copy else low  # the tensor the optimizer updates, and so its state's dtype
+    tensors = [low, low] + ([4] if copy else []) + [updated] * _STATES[optimizer]
+    return sum(tensors)
