@@ -13,7 +13,14 @@ from primer.exercises._common import randn, seed_from, seeded
 from primer.grading import Case, Check, Hint, register
 from primer.rules import forbid
 
-from .harness import _GRADCHECK_MESSAGE, _gradcheck_verdict, _leaf, _module_run, _WrongBackward
+from .harness import (
+    _GRADCHECK_MESSAGE,
+    _gradcheck_verdict,
+    _leaf,
+    _module_run,
+    _returned_shapes,
+    _WrongBackward,
+)
 
 # --------------------------------------------------------------------------- LinearFunction
 
@@ -62,10 +69,13 @@ def _run_linear_forward(fn, case):
 def _run_linear_backward(fn, case):
     x, w, b, g = case.args
     x, w, b = _leaf(x), _leaf(w), _leaf(b)
-    fn.apply(x, w, b).backward(g)
+    y = fn.apply(x, w, b)
+    shapes = _returned_shapes(y, g, {"grad_x": x, "grad_weight": w, "grad_bias": b})
+    y.backward(g)
     out = {"grad input": x.grad, "grad weight": w.grad}
     if b is not None:
         out["grad bias"] = b.grad
+    out["shapes your backward returns"] = shapes
     return out
 
 
@@ -108,6 +118,34 @@ class _LinearGradInputTransposed(_LinearRightForward):
         return g @ w.T, _flat(g).T @ _flat(x), _flat(g).sum(0) if ctx.has_bias else None
 
 
+class _LinearBiasMean(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, _flat(g).T @ _flat(x), _flat(g).mean(0) if ctx.has_bias else None
+
+
+class _LinearBiasDimZero(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, _flat(g).T @ _flat(x), g.sum(0) if ctx.has_bias else None
+
+
+class _LinearBiasNotSummed(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, _flat(g).T @ _flat(x), g if ctx.has_bias else None
+
+
+class _LinearWeightPerRow(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, g.mT @ x, _flat(g).sum(0) if ctx.has_bias else None
+
+
 class _LinearTransposedForward:
     @staticmethod
     def apply(x, w, b=None):
@@ -133,6 +171,17 @@ _LINEAR_BACKWARD_HINTS = (
          "shape (out, in) and is gᵀx (g flattened to (N, out), x to (N, in))."),
     Hint(_LinearGradInputTransposed, "this matches g @ Wᵀ for the input gradient: y = xWᵀ, so "
          "dL/dx = g @ W."),
+    Hint(_LinearBiasMean, "this matches the mean of the upstream gradient for dL/db; the chain "
+         "rule sums over the rows: dL/db = Σₙ gₙ."),
+    Hint(_LinearBiasDimZero, "autograd summed it for you, but your backward sums the bias "
+         "gradient over dim 0 only: for x of shape (B, T, in) that leaves (T, out). Sum over every "
+         "leading dimension (flatten g to (N, out) first), so dL/db has b's shape (out,)."),
+    Hint(_LinearBiasNotSummed, "autograd summed it for you, but your backward returns the "
+         "upstream gradient itself as dL/db: sum it over every leading dimension, so it has b's "
+         "shape (out,)."),
+    Hint(_LinearWeightPerRow, "autograd summed it for you, but your backward returns one weight "
+         "gradient per batch element (g.mT @ x keeps the leading dimensions): flatten g and x to "
+         "(N, out) and (N, in) first, so gᵀx has W's shape (out, in)."),
 )
 
 register(
@@ -301,4 +350,5 @@ register(
 )
 
 # What the notebook names as the references, not to be called by the answers.
-forbid("LinearFunction", "torch.nn.functional.linear")
+forbid("LinearFunction", "torch.nn.functional.linear", "torch.nn.Linear")
+forbid("Linear", "torch.nn.functional.linear", "torch.nn.Linear")
