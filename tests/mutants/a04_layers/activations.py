@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from tests.mutants import alternative, mutant
 
+from .cells import cell
+
 # --------------------------------------------------------------------------- relu
 
 
@@ -51,6 +53,10 @@ def relu_half_of_x_plus_abs(x):
 @mutant("relu", hint="float32 mask", fails=("values",))
 def relu_float_mask(x):
     return x * (x > 0).float()
+
+
+relu_tensor_method = mutant("relu", hint="asks you not to use", fails=("values", "gradient"))(cell(
+    "def relu_tensor_method(x):\n    return x.relu()\n", "relu_tensor_method", __name__))
 
 
 @alternative("relu")

@@ -9,6 +9,7 @@ from torch import nn
 
 from tests.mutants import alternative, mutant
 
+from .cells import cell
 from .stand_ins import _Lin, _rows
 
 # --------------------------------------------------------------------------- LinearFunction
@@ -76,6 +77,70 @@ class linear_forward_forgets_bias(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         g = _rows(grad_output)
         return grad_output @ weight, g.T @ _rows(x), g.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="mean of the upstream gradient", fails=("backward", "gradcheck"))
+class linear_bias_grad_mean(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        g = _rows(grad_output)
+        return grad_output @ weight, g.T @ _rows(x), g.mean(0) if ctx.has_bias else None
+
+
+# Right gradients once autograd has summed them (see the note above); the backward check now
+# reports the shapes the backward itself returns.
+@mutant("LinearFunction", hint="over dim 0 only", fails=("backward",))
+class linear_bias_grad_summed_over_dim0(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        gw = _rows(grad_output).T @ _rows(x)
+        return grad_output @ weight, gw, grad_output.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="one weight gradient per batch element", fails=("backward",))
+class linear_weight_grad_per_batch_element(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        gb = _rows(grad_output).sum(0) if ctx.has_bias else None
+        return grad_output @ weight, grad_output.transpose(-1, -2) @ x, gb
+
+
+linear_calls_F_linear = mutant("LinearFunction", hint="asks you not to use", fails=("forward",))(cell(
+    """
+class linear_calls_F_linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        g2 = g.reshape(-1, g.shape[-1])
+        return g @ weight, g2.T @ x.reshape(-1, x.shape[-1]), g2.sum(0) if ctx.has_bias else None
+""", "linear_calls_F_linear", __name__))
 
 
 @alternative("LinearFunction")
@@ -198,6 +263,50 @@ class linear_bias_registered_but_unused(nn.Module):
 
     def forward(self, x):
         return _Lin.apply(x, self.weight, None)
+
+
+@mutant("Linear", hint="honour bias=False", fails=("forward",))
+class linear_ignores_bias_flag(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k))
+
+
+@mutant("Linear", hint="are they nn.Parameter", fails=("forward",))
+class linear_plain_tensors(_LinearBase):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = torch.empty(out_features, in_features).uniform_(-k, k).requires_grad_()
+        self.bias = torch.empty(out_features).uniform_(-k, k).requires_grad_() if bias else None
+
+
+linear_wraps_nn_linear = mutant("Linear", hint="asks you not to use", fails=("forward", "init"))(cell(
+    """
+class linear_wraps_nn_linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        inner = nn.Linear(in_features, out_features, bias=bias)
+        self.weight, self.bias = inner.weight, inner.bias
+
+    def forward(self, x):
+        return _Lin.apply(x, self.weight, self.bias)
+""", "linear_wraps_nn_linear", __name__, _Lin=_Lin))
+
+linear_forward_F_linear = mutant("Linear", hint="asks you not to use", fails=("forward",))(cell(
+    """
+class linear_forward_F_linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+""", "linear_forward_F_linear", __name__))
 
 
 @alternative("Linear")
