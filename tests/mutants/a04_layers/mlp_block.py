@@ -7,7 +7,7 @@ from torch import nn
 from tests.mutants import alternative, mutant
 
 from .cells import cell
-from .layer_norm import layernorm_register_parameter
+from .layer_norm_module import layernorm_register_parameter
 from .stand_ins import _SwiGLUBase
 from .swiglu import swiglu_own_linear
 
