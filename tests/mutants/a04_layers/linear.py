@@ -96,7 +96,7 @@ class linear_bias_grad_mean(torch.autograd.Function):
 
 # Right gradients once autograd has summed them (see the note above); the backward check now
 # reports the shapes the backward itself returns.
-@mutant("LinearFunction", hint="over dim 0 only", fails=("backward",))
+@mutant("LinearFunction", hint="over dim 0 only", fails=("leading_dims",))
 class linear_bias_grad_summed_over_dim0(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None):
@@ -111,7 +111,7 @@ class linear_bias_grad_summed_over_dim0(torch.autograd.Function):
         return grad_output @ weight, gw, grad_output.sum(0) if ctx.has_bias else None
 
 
-@mutant("LinearFunction", hint="one weight gradient per batch element", fails=("backward",))
+@mutant("LinearFunction", hint="one weight gradient per batch element", fails=("leading_dims",))
 class linear_weight_grad_per_batch_element(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None):
@@ -127,6 +127,39 @@ class linear_weight_grad_per_batch_element(torch.autograd.Function):
 
 
 # Not a mutant here, for the same reason: calling F.linear (forbidden) fails every check.
+
+
+@mutant("LinearFunction", hint="reshape the result back", fails=("leading_dims",))
+class linear_for_matrices_only(torch.autograd.Function):
+    """Right for (N, in) inputs; for (..., in) the output stays flattened to (N, out)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        x = x.reshape(-1, x.shape[-1])
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        y = x @ weight.T
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        return grad_output @ weight, grad_output.T @ x, grad_output.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="returns the upstream gradient itself", fails=("backward",))
+class linear_bias_grad_not_summed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        gw = _rows(grad_output).T @ _rows(x)
+        return grad_output @ weight, gw, grad_output if ctx.has_bias else None
 
 
 @alternative("LinearFunction")
