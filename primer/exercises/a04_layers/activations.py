@@ -71,6 +71,12 @@ def _relu_float32_mask(x):
     return x * (x > 0).float()
 
 
+def _relu_in_place_no_grad(x):
+    with torch.no_grad():
+        x[x < 0] = 0
+    return x
+
+
 _RELU_HINTS = (
     Hint(_relu_leaky, "this matches a leaky ReLU: negative inputs give exactly 0."),
     Hint(_relu_abs, "this matches |x|: negative inputs give exactly 0."),
@@ -80,6 +86,9 @@ _RELU_HINTS = (
     Hint(_relu_slope_half_at_zero, "the values are right, but at exactly x = 0 your gradient is ½ "
          "(this matches torch.maximum(x, 0) or (x + |x|)/2, which split the gradient of a tie); "
          "PyTorch's ReLU has gradient 0 there: use torch.where(x > 0, x, 0) or x * (x > 0)."),
+    Hint(_relu_in_place_no_grad, "this matches zeroing x in place under torch.no_grad() and "
+         "returning x: autograd then sees the identity, gradient 1 everywhere (and the caller's "
+         "tensor is changed). Return a new tensor: torch.where(x > 0, x, 0)."),
     Hint(_relu_float32_mask, "this matches multiplying by a float32 mask ((x > 0).float()): the "
          "result is float32 for a float16 input. Keep x's dtype: x * (x > 0) or "
          "(x > 0).to(x.dtype)."),

@@ -55,6 +55,13 @@ def relu_float_mask(x):
     return x * (x > 0).float()
 
 
+@mutant("relu", hint="in place under torch.no_grad()", fails=("gradient",))
+def relu_in_place(x):
+    with torch.no_grad():
+        x[x < 0] = 0
+    return x
+
+
 relu_tensor_method = mutant("relu", hint="asks you not to use", fails=("values", "gradient"))(cell(
     "def relu_tensor_method(x):\n    return x.relu()\n", "relu_tensor_method", __name__))
 
