@@ -10,7 +10,7 @@ notebook's order:
 - linear.py: LinearFunction and Linear (the module, and its initialization statistics);
 - activations.py: relu, gelu, silu;
 - swiglu.py: SwiGLU;
-- layer_norm.py: LayerNormFunction and LayerNorm (the module);
+- layer_norm.py: LayerNormFunction; layer_norm_module.py: LayerNorm (the module);
 - mlp_block.py: MLPBlock.
 
 Mutants used to test these checks: tests/mutants/a04_layers/.
@@ -26,4 +26,5 @@ nn.LayerNorm, F.gelu, ...) or the formula assembled from torch modules.
 # lazily, which cost 1 s of CPU in every forked check runner (primer/grader/zygote.py).
 SANDBOX_PRELOAD = ("torch._dynamo",)
 
-from . import linear, activations, swiglu, layer_norm, mlp_block  # noqa: F401, I001  (registers the checks, in the notebook's order)
+# Registers the checks, in the notebook's order:
+from . import linear, activations, swiglu, layer_norm, layer_norm_module, mlp_block  # noqa: F401, I001

@@ -63,15 +63,44 @@ def _load(module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     """Copy `tensors` into the module's parameters of the same names; the names must match exactly."""
     found = dict(module.named_parameters())
     if set(found) != set(tensors):
+        extra, missing = set(found) - set(tensors), set(tensors) - set(found)
+        why = "check the attribute names, and that weights are nn.Parameter"
+        if extra and not missing and all(n.split(".")[-1] == "bias" for n in extra):
+            why = (f"it has biases {sorted(extra)} this case has none: honour bias=False "
+                   "(Linear(..., bias=False), self.bias = None)")
+        elif missing and not extra:
+            why = (f"{sorted(missing)} missing: are they nn.Parameter (plain tensors are not "
+                   "parameters of the module), and created for this case's arguments?")
         raise AttributeError(
             f"{type(module).__name__} has parameters {sorted(found)}; this exercise expects exactly "
-            f"{sorted(tensors)} (check the attribute names, and that weights are nn.Parameter)")
+            f"{sorted(tensors)} ({why})")
     with torch.no_grad():
         for name, value in tensors.items():
             if found[name].shape != value.shape:
                 raise ValueError(f"parameter {name!r} has shape {tuple(found[name].shape)}; "
                                  f"expected {tuple(value.shape)}")
             found[name].copy_(value)
+
+
+def _shape(t) -> str:
+    return "None" if t is None else str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _returned_shapes(y, g, inputs: dict) -> str:
+    """The shapes of the gradients a custom Function's backward itself returns, before autograd
+    checks them: autograd silently sums a gradient that broadcasts to its input's shape (a bias
+    gradient left per row), which hides the mistake. For anything else (the references: torch's
+    own functions) the gradients have their inputs' shapes, by definition."""
+    node = getattr(y, "grad_fn", None)
+    if node is None or not hasattr(node, "_forward_cls"):
+        returned = [None if t is None else t for t in inputs.values()]
+    else:
+        returned = node.apply(g.clone())
+        if not isinstance(returned, tuple):
+            returned = (returned,)
+    names = [n for n, t in inputs.items() if t is not None]
+    by_input = dict(zip(inputs, returned))
+    return ", ".join(f"{n} {_shape(by_input.get(n))}" for n in names)
 
 
 def _module_forward_backward(module: nn.Module, x, g) -> dict:

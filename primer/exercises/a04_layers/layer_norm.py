@@ -1,17 +1,22 @@
-"""Assignment 04: LayerNormFunction (forward, backward, gradcheck, large-mean inputs) and LayerNorm
-(the module)."""
+"""Assignment 04: LayerNormFunction (forward, backward, gradcheck, large-mean inputs). The module,
+LayerNorm, is in layer_norm_module.py."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from primer.exercises._common import randn, seeded
+from primer.exercises._common import randn
 from primer.grading import Case, Check, Hint, register
 from primer.rules import forbid
 
-from .harness import _GRADCHECK_MESSAGE, _gradcheck_verdict, _leaf, _module_run, _WrongBackward
+from .harness import (
+    _GRADCHECK_MESSAGE,
+    _gradcheck_verdict,
+    _leaf,
+    _returned_shapes,
+    _WrongBackward,
+)
 
 # --------------------------------------------------------------------------- LayerNormFunction
 
@@ -116,10 +121,14 @@ def _run_ln_forward(fn, case):
 def _run_ln_backward(fn, case):
     x, shape, w, b, eps, g = case.args
     x, w, b = _leaf(x), _leaf(w), _leaf(b)
-    fn.apply(x, shape, w, b, eps).backward(g)
+    y = fn.apply(x, shape, w, b, eps)
+    shapes = _returned_shapes(y, g, {"grad_x": x, "normalized_shape": None, "grad_weight": w,
+                                     "grad_bias": b, "eps": None})
+    y.backward(g)
     out = {"grad input": x.grad}
     if w is not None:
         out |= {"grad weight": w.grad, "grad bias": b.grad}
+    out["shapes your backward returns"] = shapes
     return out
 
 
@@ -207,6 +216,89 @@ class _LNStatsConstant(torch.autograd.Function):
         return gx * rstd, None, gw, gb, None
 
 
+class _LNBackwardMistake(torch.autograd.Function):
+    """Correct forward; subclasses write one wrong term of the backward."""
+
+    @staticmethod
+    def forward(ctx, x, shape, w, b, eps):
+        dims = _norm_dims(x, shape)
+        var, mu = torch.var_mean(x, dims, keepdim=True, unbiased=False)
+        rstd = torch.rsqrt(var + eps)
+        xhat = (x - mu) * rstd
+        ctx.save_for_backward(xhat, rstd, w)
+        ctx.dims = dims
+        return _affine(xhat, w, b)
+
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx = rstd * (gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True))
+        return gx, (g * xhat).sum(batch), g.sum(batch)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        xhat, rstd, w = ctx.saved_tensors
+        dims = ctx.dims
+        batch = tuple(range(g.dim() - len(dims)))
+        gh = g if w is None else g * w
+        gx, gw, gb = cls.grads(g, gh, xhat, rstd, dims, batch)
+        return gx, None, None if w is None else gw, None if w is None else gb, None
+
+
+class _LNNoVarianceTerm(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        return rstd * (gh - gh.mean(dims, keepdim=True)), (g * xhat).sum(batch), g.sum(batch)
+
+
+class _LNNoMeanTerm(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx = rstd * (gh - xhat * (gh * xhat).mean(dims, keepdim=True))
+        return gx, (g * xhat).sum(batch), g.sum(batch)
+
+
+class _LNNoRstd(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx = gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True)
+        return gx, (g * xhat).sum(batch), g.sum(batch)
+
+
+class _LNNoGamma(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx = rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+        return gx, (g * xhat).sum(batch), g.sum(batch)
+
+
+class _LNVarianceTermAdded(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx = rstd * (gh - gh.mean(dims, keepdim=True) + xhat * (gh * xhat).mean(dims, keepdim=True))
+        return gx, (g * xhat).sum(batch), g.sum(batch)
+
+
+class _LNWeightGradNoXhat(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx, _, gb = super().grads(g, gh, xhat, rstd, dims, batch)
+        return gx, g.sum(batch), gb
+
+
+class _LNParamsPerRow(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx, _, _ = super().grads(g, gh, xhat, rstd, dims, batch)
+        return gx, g * xhat, g
+
+
+class _LNParamsDimZero(_LNBackwardMistake):
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        gx, _, _ = super().grads(g, gh, xhat, rstd, dims, batch)
+        return gx, (g * xhat).sum(0), g.sum(0)
+
+
 _LN_HINTS = (
     Hint(_LNUnbiased, "this matches the unbiased variance (dividing by D - 1); LayerNorm uses the "
          "biased one: the mean of (x - μ)² over the D normalized elements (unbiased=False)."),
@@ -225,6 +317,24 @@ _LN_HINTS = (
 _LN_BACKWARD_HINTS = _LN_HINTS + (
     Hint(_LNStatsConstant, "this matches treating μ and σ as constants in the backward (dx = g·w/σ); "
          "both depend on x: dx = (1/σ)(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)), ĝ = g·w."),
+    Hint(_LNNoVarianceTerm, "this matches an input gradient without the variance term, "
+         "(1/σ)(ĝ - mean(ĝ)): σ depends on x too, subtract x̂·mean(ĝ·x̂) as well."),
+    Hint(_LNNoMeanTerm, "this matches an input gradient without the mean term, "
+         "(1/σ)(ĝ - x̂·mean(ĝ·x̂)): μ depends on x too, subtract mean(ĝ) as well."),
+    Hint(_LNNoRstd, "this matches an input gradient without the factor r = 1/√(σ² + eps): "
+         "dx = r·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))."),
+    Hint(_LNNoGamma, "this matches the input gradient computed from g instead of ĝ = g·weight: the "
+         "gradient reaching x̂ is scaled by γ."),
+    Hint(_LNVarianceTermAdded, "this matches + x̂·mean(ĝ·x̂) in the input gradient; the variance "
+         "term is subtracted: r·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))."),
+    Hint(_LNWeightGradNoXhat, "this matches dL/dγ = Σ g (like dL/dβ); it is Σ g·x̂, summed over "
+         "the batch dimensions."),
+    Hint(_LNParamsPerRow, "autograd summed it for you, but your backward returns dL/dγ and dL/dβ "
+         "with the batch dimensions still in (one per row): sum g·x̂ and g over every batch "
+         "dimension, so each gradient has its parameter's shape."),
+    Hint(_LNParamsDimZero, "autograd summed it for you, but your backward sums dL/dγ and dL/dβ "
+         "over dim 0 only: with more than one batch dimension, sum over all of them "
+         "(tuple(range(g.dim() - len(normalized_shape))))."),
 )
 
 register(
@@ -245,63 +355,6 @@ register(
           single_threaded=True),
 )
 
-# --------------------------------------------------------------------------- LayerNorm (module)
-
-
-def _ln_module_init_cases(gen):
-    return [Case("LayerNorm(8)", (8,)), Case("LayerNorm((3, 4))", ((3, 4),)),
-            Case("LayerNorm(5, elementwise_affine=False)", (5,), {"elementwise_affine": False}),
-            Case("LayerNorm(6, eps=1e-3)", (6,), {"eps": 1e-3})]
-
-
-def _run_ln_module_init(cls, case):
-    with seeded(0):
-        module = cls(*case.args, **case.kwargs)
-    out = {"parameters (name: shape)": {n: tuple(p.shape) for n, p in module.named_parameters()}}
-    if case.kwargs.get("elementwise_affine", True):
-        out |= {"weight": module.weight.detach().clone(), "bias": module.bias.detach().clone()}
-    return out
-
-
-def _ln_module_cases(gen):
-    out = []
-    for batch, shape, kwargs, scale in [((4,), 16, {}, 1.0), ((2, 3), (4, 5), {}, 2.0),
-                                        ((5,), 12, {"elementwise_affine": False}, 1.0),
-                                        ((6,), 10, {"eps": 0.1}, 0.5)]:
-        full = (shape,) if isinstance(shape, int) else shape
-        tensors = {}
-        if kwargs.get("elementwise_affine", True):
-            tensors = {"weight": randn(gen, *full) + 1.0, "bias": randn(gen, *full)}
-        x = randn(gen, *batch, *full, scale=scale) - 0.5
-        g = randn(gen, *batch, *full)
-        args = ", ".join([repr(shape)] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        out.append(Case(f"LayerNorm({args}), x {tuple(x.shape)}", ((shape,), tensors, x, g), kwargs))
-    return out
-
-
-class _LNModuleIgnoresEps(nn.LayerNorm):
-    def forward(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, 1e-5)
-
-
-class _LNModuleRandomInit(nn.LayerNorm):
-    def reset_parameters(self):
-        if self.elementwise_affine:
-            nn.init.uniform_(self.weight)
-            nn.init.uniform_(self.bias)
-
-
-register(
-    Check("LayerNorm", "init", "weight = ones and bias = zeros of normalized_shape (none when "
-          "elementwise_affine=False), like nn.LayerNorm",
-          _ln_module_init_cases, nn.LayerNorm, run=_run_ln_module_init,
-          hints=(Hint(_LNModuleRandomInit, "LayerNorm starts as the plain normalization: "
-                      "weight (γ) all ones and bias (β) all zeros."),), single_threaded=True),
-    Check("LayerNorm", "forward", "output and gradients match nn.LayerNorm with the same weights",
-          _ln_module_cases, nn.LayerNorm, run=_module_run("both"),
-          hints=(Hint(_LNModuleIgnoresEps, "this matches ignoring the eps argument: pass self.eps "
-                      "on to the computation."),), points=2, single_threaded=True),
-)
-
 # What the notebook names as the references, not to be called by the answers.
-forbid("LayerNormFunction", "torch.nn.functional.layer_norm")
+forbid("LayerNormFunction", "torch.nn.functional.layer_norm", "torch.layer_norm",
+       "torch.native_layer_norm", "torch.nn.LayerNorm")

@@ -13,7 +13,14 @@ from primer.exercises._common import randn, seed_from, seeded
 from primer.grading import Case, Check, Hint, register
 from primer.rules import forbid
 
-from .harness import _GRADCHECK_MESSAGE, _gradcheck_verdict, _leaf, _module_run, _WrongBackward
+from .harness import (
+    _GRADCHECK_MESSAGE,
+    _gradcheck_verdict,
+    _leaf,
+    _module_run,
+    _returned_shapes,
+    _WrongBackward,
+)
 
 # --------------------------------------------------------------------------- LinearFunction
 
@@ -26,26 +33,34 @@ class _TorchLinearFunction:
         return F.linear(x, weight, bias)
 
 
-def _linear_cases(dtype=torch.float32):
-    def cases(gen):
-        out = []
-        # The first case is square (in = out) so that a transposed weight gives wrong values
-        # (and the hint can name it) instead of only a shape error.
-        for batch, d_in, d_out, bias in [((6,), 5, 5, True), ((5,), 3, 4, True),
-                                         ((2, 7), 6, 5, True), ((2, 3, 2), 8, 4, False)]:
-            x = randn(gen, *batch, d_in, dtype=dtype)
-            w = randn(gen, d_out, d_in, dtype=dtype, scale=1 / math.sqrt(d_in))
-            b = randn(gen, d_out, dtype=dtype) if bias else None
-            g = randn(gen, *batch, d_out, dtype=dtype)
-            label = f"x {tuple(x.shape)}, weight {tuple(w.shape)}, {'with' if bias else 'no'} bias"
-            out.append(Case(label, (x, w, b, g)))
-        return out
-    return cases
+def _linear_case_list(gen, shapes, dtype=torch.float32):
+    out = []
+    for batch, d_in, d_out, bias in shapes:
+        x = randn(gen, *batch, d_in, dtype=dtype)
+        w = randn(gen, d_out, d_in, dtype=dtype, scale=1 / math.sqrt(d_in))
+        b = randn(gen, d_out, dtype=dtype) if bias else None
+        g = randn(gen, *batch, d_out, dtype=dtype)
+        label = f"x {tuple(x.shape)}, weight {tuple(w.shape)}, {'with' if bias else 'no'} bias"
+        out.append(Case(label, (x, w, b, g)))
+    return out
+
+
+def _linear_cases(gen):
+    # Matrices (N, in) only: inputs with leading dimensions are the leading_dims check, so that a
+    # layer written for matrices only fails that check alone. The first case is square (in = out)
+    # so that a transposed weight gives wrong values (and the hint can name it), not a shape error.
+    return _linear_case_list(gen, [((6,), 5, 5, True), ((5,), 3, 4, True), ((7,), 6, 5, True),
+                                   ((4,), 8, 4, False)])
+
+
+def _leading_dims_cases(gen):
+    return _linear_case_list(gen, [((2, 7), 6, 5, True), ((2, 3, 2), 8, 4, False),
+                                   ((3, 1), 4, 3, True)])
 
 
 def _gradcheck_linear_cases(gen):
     out = []
-    for batch, d_in, d_out, bias in [((4,), 3, 2, True), ((2, 3), 4, 3, True), ((3,), 2, 4, False)]:
+    for batch, d_in, d_out, bias in [((4,), 3, 2, True), ((5,), 4, 3, True), ((3,), 2, 4, False)]:
         x = randn(gen, *batch, d_in, dtype=torch.float64)
         w = randn(gen, d_out, d_in, dtype=torch.float64)
         b = randn(gen, d_out, dtype=torch.float64) if bias else None
@@ -62,10 +77,33 @@ def _run_linear_forward(fn, case):
 def _run_linear_backward(fn, case):
     x, w, b, g = case.args
     x, w, b = _leaf(x), _leaf(w), _leaf(b)
-    fn.apply(x, w, b).backward(g)
+    y = fn.apply(x, w, b)
+    shapes = _returned_shapes(y, g, {"grad_x": x, "grad_weight": w, "grad_bias": b})
+    y.backward(g)
     out = {"grad input": x.grad, "grad weight": w.grad}
     if b is not None:
         out["grad bias"] = b.grad
+    out["shapes your backward returns"] = shapes
+    return out
+
+
+def _run_linear_leading_dims(fn, case):
+    """Output, gradients, and the shapes the backward itself returns, for x of shape (..., in).
+    An output of the wrong shape stops there (the gradients are reported as not computed), so
+    that the failure, and a hint, are about the output."""
+    x, w, b, g = case.args
+    x, w, b = _leaf(x), _leaf(w), _leaf(b)
+    y = fn.apply(x, w, b)
+    keys = ["grad input", "grad weight"] + (["grad bias"] if b is not None else [])
+    keys.append("shapes your backward returns")
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(g.shape):
+        return {"output": y} | {k: "not computed: the output has the wrong shape" for k in keys}
+    shapes = _returned_shapes(y, g, {"grad_x": x, "grad_weight": w, "grad_bias": b})
+    y.backward(g)
+    out = {"output": y, "grad input": x.grad, "grad weight": w.grad}
+    if b is not None:
+        out["grad bias"] = b.grad
+    out["shapes your backward returns"] = shapes
     return out
 
 
@@ -108,6 +146,50 @@ class _LinearGradInputTransposed(_LinearRightForward):
         return g @ w.T, _flat(g).T @ _flat(x), _flat(g).sum(0) if ctx.has_bias else None
 
 
+class _LinearBiasMean(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, _flat(g).T @ _flat(x), _flat(g).mean(0) if ctx.has_bias else None
+
+
+class _LinearBiasDimZero(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, _flat(g).T @ _flat(x), g.sum(0) if ctx.has_bias else None
+
+
+class _LinearBiasNotSummed(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, _flat(g).T @ _flat(x), g if ctx.has_bias else None
+
+
+class _LinearWeightPerRow(_LinearRightForward):
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g @ w, g.mT @ x, _flat(g).sum(0) if ctx.has_bias else None
+
+
+class _LinearFlatOutput(_LinearRightForward):
+    """Works on x.reshape(-1, in) and returns (N, out), never reshaped back."""
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        x2 = _flat(x)
+        ctx.save_for_backward(x2, w)
+        ctx.has_bias = b is not None
+        return F.linear(x2, w, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, w = ctx.saved_tensors
+        return g @ w, g.T @ x2, g.sum(0) if ctx.has_bias else None
+
+
 class _LinearTransposedForward:
     @staticmethod
     def apply(x, w, b=None):
@@ -133,16 +215,38 @@ _LINEAR_BACKWARD_HINTS = (
          "shape (out, in) and is gᵀx (g flattened to (N, out), x to (N, in))."),
     Hint(_LinearGradInputTransposed, "this matches g @ Wᵀ for the input gradient: y = xWᵀ, so "
          "dL/dx = g @ W."),
+    Hint(_LinearBiasMean, "this matches the mean of the upstream gradient for dL/db; the chain "
+         "rule sums over the rows: dL/db = Σₙ gₙ."),
+    Hint(_LinearBiasDimZero, "autograd summed it for you, but your backward sums the bias "
+         "gradient over dim 0 only: for x of shape (B, T, in) that leaves (T, out). Sum over every "
+         "leading dimension (flatten g to (N, out) first), so dL/db has b's shape (out,)."),
+    Hint(_LinearBiasNotSummed, "autograd summed it for you, but your backward returns the "
+         "upstream gradient itself as dL/db: sum it over every leading dimension, so it has b's "
+         "shape (out,)."),
+    Hint(_LinearWeightPerRow, "autograd summed it for you, but your backward returns one weight "
+         "gradient per batch element (g.mT @ x keeps the leading dimensions): flatten g and x to "
+         "(N, out) and (N, in) first, so gᵀx has W's shape (out, in)."),
+)
+
+_LEADING_DIMS_HINTS = _LINEAR_BACKWARD_HINTS + (
+    Hint(_LinearFlatOutput, "this matches an output of shape (N, out) for x of shape (..., in): "
+         "after flattening x to (N, in), reshape the result back to (*x.shape[:-1], out)."),
 )
 
 register(
-    Check("LinearFunction", "forward", "forward matches F.linear for inputs of shape (..., in)",
-          _linear_cases(), _TorchLinearFunction, run=_run_linear_forward,
+    Check("LinearFunction", "forward", "forward matches F.linear for inputs of shape (N, in)",
+          _linear_cases, _TorchLinearFunction, run=_run_linear_forward,
           hints=_LINEAR_FORWARD_HINTS, single_threaded=True),
     Check("LinearFunction", "backward",
-          "backward gives the input, weight and bias gradients autograd gives for F.linear",
-          _linear_cases(), _TorchLinearFunction, run=_run_linear_backward,
+          "backward gives the input, weight and bias gradients autograd gives for F.linear, each "
+          "of its input's shape",
+          _linear_cases, _TorchLinearFunction, run=_run_linear_backward,
           hints=_LINEAR_BACKWARD_HINTS, points=2, single_threaded=True),
+    Check("LinearFunction", "leading_dims",
+          "inputs of shape (..., in): output (..., out), gradients summed over every leading "
+          "dimension and returned in their inputs' shapes",
+          _leading_dims_cases, _TorchLinearFunction, run=_run_linear_leading_dims,
+          hints=_LEADING_DIMS_HINTS, single_threaded=True),
     Check("LinearFunction", "gradcheck",
           "forward and backward agree with finite differences (torch.autograd.gradcheck, float64)",
           _gradcheck_linear_cases, _TorchLinearFunction, run=_run_linear_gradcheck,
@@ -301,4 +405,5 @@ register(
 )
 
 # What the notebook names as the references, not to be called by the answers.
-forbid("LinearFunction", "torch.nn.functional.linear")
+forbid("LinearFunction", "torch.nn.functional.linear", "torch.nn.Linear")
+forbid("Linear", "torch.nn.functional.linear", "torch.nn.Linear")

@@ -6,6 +6,7 @@ from torch import nn
 
 from primer.exercises._common import randn
 from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
 
 from .harness import TorchSwiGLU, _module_run, _swiglu_weights
 
@@ -56,6 +57,16 @@ class _BlockNoNorm(TorchMLPBlock):
         return x + self.ffn(x)
 
 
+class _BlockNormOfBranch(TorchMLPBlock):
+    def forward(self, x):
+        return x + self.norm(self.ffn(x))
+
+
+class _BlockNormTwice(TorchMLPBlock):
+    def forward(self, x):
+        return self.norm(x + self.ffn(self.norm(x)))
+
+
 _BLOCK_HINTS = (
     Hint(_BlockNoResidual, "this matches SwiGLU(LayerNorm(x)) without the residual: add x."),
     Hint(_BlockPostNorm, "this matches LayerNorm(x + SwiGLU(x)) (post-norm); here the norm comes "
@@ -63,6 +74,10 @@ _BLOCK_HINTS = (
     Hint(_BlockResidualNormed, "this matches adding the normalized input, h + SwiGLU(h) with "
          "h = LayerNorm(x); the residual adds the original x."),
     Hint(_BlockNoNorm, "this matches x + SwiGLU(x): normalize the input of SwiGLU."),
+    Hint(_BlockNormOfBranch, "this matches x + LayerNorm(SwiGLU(x)), the norm after SwiGLU; it "
+         "goes before: x + SwiGLU(LayerNorm(x))."),
+    Hint(_BlockNormTwice, "this matches normalizing the sum as well, LayerNorm(x + SwiGLU(LayerNorm(x))); "
+         "the residual sum is returned as it is: x + SwiGLU(LayerNorm(x))."),
 )
 
 register(
@@ -75,3 +90,7 @@ register(
            "(in float64)", _block_cases, TorchMLPBlock, run=_module_run("backward", float64=True),
            hints=_BLOCK_HINTS, single_threaded=True),
 )
+
+# The notebook asks for the learner's own LayerNorm and SwiGLU (built on their Linear).
+forbid("MLPBlock", "torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm",
+       "torch.nn.Linear", "torch.nn.functional.linear")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from primer.exercises._common import randn
 from primer.grading import Case, Check, Hint, register
+from primer.rules import forbid
 
 from .harness import TorchSwiGLU, _module_run, _swiglu_weights
 
@@ -42,6 +43,16 @@ class _SwiGLUNoGate(TorchSwiGLU):
         return self.w2(F.silu(self.w1(x)))
 
 
+class _SwiGLUSum(TorchSwiGLU):
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) + self.w3(x))
+
+
+class _SwiGLUSiluOfProduct(TorchSwiGLU):
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x) * self.w3(x)))
+
+
 _SWIGLU_HINTS = (
     Hint(_SwiGLUSigmoid, "this matches σ(W1 x) ⊙ W3 x (a GLU with a sigmoid gate); SwiGLU uses "
          "SiLU: silu(W1 x) = (W1 x)·σ(W1 x)."),
@@ -49,6 +60,10 @@ _SWIGLU_HINTS = (
          "is the linear branch."),
     Hint(_SwiGLUGelu, "this matches GELU in place of SiLU (that is GeGLU)."),
     Hint(_SwiGLUNoGate, "this matches W2 silu(W1 x) without the gate: multiply by W3 x."),
+    Hint(_SwiGLUSum, "this matches adding the gate, silu(W1 x) + W3 x; the two branches are "
+         "multiplied elementwise: silu(W1 x) ⊙ W3 x."),
+    Hint(_SwiGLUSiluOfProduct, "this matches silu(W1 x ⊙ W3 x), SiLU applied after the product; "
+         "it goes on W1 x alone: silu(W1 x) ⊙ W3 x."),
 )
 
 register(
@@ -57,3 +72,6 @@ register(
     Check("SwiGLU", "backward", "gradients of the input and of W1, W2, W3 match autograd's",
           _swiglu_cases, TorchSwiGLU, run=_module_run("backward"), hints=_SWIGLU_HINTS, single_threaded=True),
 )
+
+# The notebook asks for the learner's own Linear and silu.
+forbid("SwiGLU", "torch.nn.Linear", "torch.nn.functional.linear", "torch.nn.functional.silu")

@@ -2,8 +2,9 @@
 
 One module per exercise or group, imported below in the notebook's order (like the spec package
 primer/exercises/a04_layers/): linear.py (LinearFunction, Linear), activations.py (relu, gelu,
-silu), swiglu.py, layer_norm.py (LayerNormFunction, LayerNorm), mlp_block.py. stand_ins.py holds
-the correct pieces several of them build on (a LinearFunction, SwiGLU's weights).
+silu), swiglu.py, layer_norm.py (LayerNormFunction), layer_norm_module.py (LayerNorm),
+mlp_block.py. stand_ins.py holds the correct pieces several of them build on (a LinearFunction,
+SwiGLU's weights).
 
 Order matters for tests/test_nbgrader_e2e.py, which replaces the first exercise (notebook order)
 that has a mutant failing *all* of that exercise's checks, and expects the student to lose that
@@ -15,4 +16,5 @@ test uses the first relu mutant (nothing is built on relu). That mutant is paste
 notebook as the learner's cell, so it uses nothing but the notebook's imports.
 """
 
-from . import linear, activations, swiglu, layer_norm, mlp_block  # noqa: F401, I001  (registers the variants, in the notebook's order)
+# Registers the variants, in the notebook's order:
+from . import linear, activations, swiglu, layer_norm, layer_norm_module, mlp_block  # noqa: F401, I001

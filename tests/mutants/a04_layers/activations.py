@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from tests.mutants import alternative, mutant
 
+from .cells import cell
+
 # --------------------------------------------------------------------------- relu
 
 
@@ -27,14 +29,51 @@ def relu_clamp_max(x):
     return x.clamp(max=0)
 
 
-@alternative("relu")
+# Once alternatives: right values, but not PyTorch's gradient at exactly 0, which the notebook asks for.
+@mutant("relu", hint="gradient is 1", fails=("gradient",))
 def relu_clamp(x):
     return x.clamp(min=0)
 
 
-@alternative("relu")
+@mutant("relu", hint="gradient is ½", fails=("gradient",))
 def relu_maximum(x):
     return torch.maximum(x, torch.zeros_like(x))
+
+
+@mutant("relu", hint="gradient is 1", fails=("gradient",))
+def relu_where_at_least_zero(x):
+    return torch.where(x >= 0, x, torch.zeros_like(x))
+
+
+@mutant("relu", hint="gradient is ½", fails=("gradient",))
+def relu_half_of_x_plus_abs(x):
+    return (x + x.abs()) / 2
+
+
+@mutant("relu", hint="float32 mask", fails=("values",))
+def relu_float_mask(x):
+    return x * (x > 0).float()
+
+
+@mutant("relu", hint="in place under torch.no_grad()", fails=("gradient",))
+def relu_in_place(x):
+    with torch.no_grad():
+        x[x < 0] = 0
+    return x
+
+
+relu_tensor_method = mutant("relu", hint="asks you not to use", fails=("values", "gradient"))(cell(
+    "def relu_tensor_method(x):\n    return x.relu()\n", "relu_tensor_method", __name__))
+
+
+@alternative("relu")
+def relu_mask_in_dtype(x):
+    return x * (x > 0).to(x.dtype)
+
+
+@alternative("relu")
+def relu_where_scalar(x):
+    return torch.where(x > 0, x, 0.0)
 
 
 # --------------------------------------------------------------------------- gelu
@@ -76,6 +115,56 @@ def gelu_relu(x, approximate="none"):
     return torch.relu(x)
 
 
+@mutant("gelu", hint="√(2π)", fails=("tanh",))
+def gelu_sqrt_two_pi(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 * math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="without the square root", fails=("tanh",))
+def gelu_two_over_pi(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(2 / math.pi * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="0.044715·x²", fails=("tanh",))
+def gelu_square_term(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="without the cubic term", fails=("tanh",))
+def gelu_no_cubic_term(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="tanh written with exp", fails=("tanh",))
+def gelu_tanh_from_exp(x, approximate="none"):
+    if approximate == "tanh":
+        e = torch.exp(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+        return 0.5 * x * (1 + (e - 1) / (e + 1))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="factor ½", fails=("exact", "tanh"))
+def gelu_no_half(x, approximate="none"):
+    if approximate == "tanh":
+        return x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="erf(x/2)", fails=("exact",))
+def gelu_erf_over_two(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / 2))
+
+
 @alternative("gelu")
 def gelu_with_erfc_and_sigmoid(x, approximate="none"):
     if approximate == "tanh":
@@ -109,6 +198,26 @@ def silu_over_one_plus_exp(x):
 @mutant("silu", hint="σ(x)")
 def silu_sigmoid_only(x):
     return torch.sigmoid(x)
+
+
+@mutant("silu", hint="x·σ(-x)", fails=("values",))
+def silu_sign_flipped(x):
+    return x * torch.sigmoid(-x)
+
+
+@mutant("silu", hint="both branches", fails=("gradient",))
+def silu_where_of_two_exp_formulas(x):
+    return torch.where(x >= 0, x / (1 + torch.exp(-x)), x * torch.exp(x) / (1 + torch.exp(x)))
+
+
+@mutant("silu", hint="computing in float32", fails=("values",))
+def silu_in_float32(x):
+    return x.float() * torch.sigmoid(x.float())
+
+
+@alternative("silu")
+def silu_with_clamped_exponent(x):
+    return x / (1 + torch.exp(-x.clamp(min=-80)))
 
 
 @alternative("silu")

@@ -1,12 +1,12 @@
-"""Assignment 04: variants of LayerNormFunction and LayerNorm (the module)."""
+"""Assignment 04: variants of LayerNormFunction (the module's are in layer_norm_module.py)."""
 
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from tests.mutants import alternative, mutant
+
+from .cells import cell
 
 # --------------------------------------------------------------------------- LayerNormFunction
 
@@ -155,6 +155,86 @@ class ln_weight_grad_missing_xhat(_LNBase):
         return gx, None, gb, gb, None
 
 
+class _LNRightForward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, normalized_shape, weight, bias, eps):
+        dims = _ln_dims(x, normalized_shape)
+        var, mu = torch.var_mean(x, dims, keepdim=True, unbiased=False)
+        rstd = torch.rsqrt(var + eps)
+        return _ln_finish(ctx, x, normalized_shape, weight, bias, (x - mu) * rstd, rstd)
+
+
+def _ln_backward_with(grad_x=None, params=None):
+    """A backward with the input-gradient formula and/or the parameter gradients replaced."""
+    def backward(ctx, grad_output):
+        xhat, rstd, weight = ctx.saved_tensors
+        dims = ctx.dims
+        batch = tuple(range(grad_output.dim() - len(dims)))
+        g = grad_output if weight is None else grad_output * weight
+        if grad_x is None:
+            gx = rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+        else:
+            gx = grad_x(g, grad_output, xhat, rstd, dims)
+        gw, gb = (grad_output * xhat).sum(batch), grad_output.sum(batch)
+        if params is not None:
+            gw, gb = params(grad_output, xhat)
+        return gx, None, None if weight is None else gw, None if weight is None else gb, None
+    return staticmethod(backward)
+
+
+@mutant("LayerNormFunction", hint="without the variance term", fails=("backward", "gradcheck"))
+class ln_backward_no_variance_term(_LNRightForward):
+    backward = _ln_backward_with(lambda g, go, xh, r, d: r * (g - g.mean(d, keepdim=True)))
+
+
+@mutant("LayerNormFunction", hint="without the mean term", fails=("backward", "gradcheck"))
+class ln_backward_no_mean_term(_LNRightForward):
+    backward = _ln_backward_with(lambda g, go, xh, r, d: r * (g - xh * (g * xh).mean(d, keepdim=True)))
+
+
+@mutant("LayerNormFunction", hint="without the factor r", fails=("backward", "gradcheck"))
+class ln_backward_no_rstd(_LNRightForward):
+    backward = _ln_backward_with(
+        lambda g, go, xh, r, d: g - g.mean(d, keepdim=True) - xh * (g * xh).mean(d, keepdim=True))
+
+
+@mutant("LayerNormFunction", hint="from g instead of ĝ", fails=("backward", "gradcheck"))
+class ln_backward_forgets_gamma(_LNRightForward):
+    backward = _ln_backward_with(
+        lambda g, go, xh, r, d: r * (go - go.mean(d, keepdim=True) - xh * (go * xh).mean(d, keepdim=True)))
+
+
+@mutant("LayerNormFunction", hint="is subtracted", fails=("backward", "gradcheck"))
+class ln_backward_adds_variance_term(_LNRightForward):
+    backward = _ln_backward_with(
+        lambda g, go, xh, r, d: r * (g - g.mean(d, keepdim=True) + xh * (g * xh).mean(d, keepdim=True)))
+
+
+@mutant("LayerNormFunction", hint="batch dimensions still in", fails=("backward",))
+class ln_param_grads_per_row(_LNRightForward):
+    backward = _ln_backward_with(params=lambda go, xh: (go * xh, go))
+
+
+@mutant("LayerNormFunction", hint="over dim 0 only", fails=("backward",))
+class ln_param_grads_over_dim0(_LNRightForward):
+    backward = _ln_backward_with(params=lambda go, xh: ((go * xh).sum(0), go.sum(0)))
+
+
+ln_calls_F_layer_norm = mutant("LayerNormFunction", hint="asks you not to use", fails=("forward",))(cell(
+    """
+class ln_calls_F_layer_norm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, normalized_shape, weight, bias, eps):
+        y = F.layer_norm(x.double(), normalized_shape, eps=eps).to(x.dtype)
+        ctx.save_for_backward(y, torch.rsqrt(x.var(_ln_dims(x, normalized_shape), keepdim=True,
+                                                   unbiased=False) + eps), weight)
+        ctx.dims = _ln_dims(x, normalized_shape)
+        return y if weight is None else y * weight + bias
+
+    backward = _LNBase.backward
+""", "ln_calls_F_layer_norm", __name__, _ln_dims=_ln_dims, _LNBase=_LNBase))
+
+
 @alternative("LayerNormFunction")
 class ln_chain_rule_through_mean_and_var(torch.autograd.Function):
     """The backward written step by step through var and mean (the textbook chain rule),
@@ -223,105 +303,3 @@ class ln_flattened_rows(torch.autograd.Function):
         gw = None if w2 is None else (g * xhat).sum(0).reshape(w_shape)
         gb = None if w2 is None else g.sum(0).reshape(w_shape)
         return gx.reshape(x_shape), None, gw, gb, None
-
-
-# --------------------------------------------------------------------------- LayerNorm (module)
-
-
-class _LNFn(torch.autograd.Function):
-    """A correct LayerNormFunction, for the module variants below (stands in for the learner's)."""
-
-    forward = staticmethod(ln_flattened_rows.forward)
-    backward = staticmethod(ln_flattened_rows.backward)
-
-
-@mutant("LayerNorm", fails=("forward",))
-class layernorm_ignores_eps(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.normalized_shape = shape
-        self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
-        self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine else None
-
-    def forward(self, x):
-        return _LNFn.apply(x, self.normalized_shape, self.weight, self.bias, 1e-5)
-
-
-@mutant("LayerNorm", hint="all ones", fails=("init",))
-class layernorm_random_affine(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.normalized_shape, self.eps = shape, eps
-        self.weight = nn.Parameter(torch.rand(shape)) if elementwise_affine else None
-        self.bias = nn.Parameter(torch.rand(shape)) if elementwise_affine else None
-
-    def forward(self, x):
-        return _LNFn.apply(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-
-@mutant("LayerNorm", fails=("init", "forward"))
-class layernorm_always_affine(nn.Module):
-    """Registers weight and bias even when elementwise_affine=False."""
-
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.normalized_shape, self.eps = shape, eps
-        self.weight = nn.Parameter(torch.ones(shape))
-        self.bias = nn.Parameter(torch.zeros(shape))
-
-    def forward(self, x):
-        return _LNFn.apply(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-
-@mutant("LayerNorm", fails=("forward",))
-class layernorm_int_shape_only(nn.Module):
-    """Normalizes over the last dimension only, whatever normalized_shape says."""
-
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
-        self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine else None
-
-    def forward(self, x):
-        y = _LNFn.apply(x, (x.shape[-1],), None, None, self.eps)
-        return y if self.weight is None else y * self.weight + self.bias
-
-
-@alternative("LayerNorm")
-class layernorm_register_parameter(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
-        super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = [normalized_shape]
-        self.normalized_shape = tuple(normalized_shape)
-        self.eps = eps
-        if elementwise_affine:
-            self.weight = nn.Parameter(torch.empty(self.normalized_shape))
-            self.bias = nn.Parameter(torch.empty(self.normalized_shape))
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-
-    def forward(self, x):
-        return _LNFn.apply(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-
-@alternative("LayerNorm")
-class layernorm_with_functional(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
-        super().__init__()
-        self.shape = torch.Size([normalized_shape] if isinstance(normalized_shape, int)
-                                else normalized_shape)
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(self.shape)) if elementwise_affine else None
-        self.bias = nn.Parameter(torch.zeros(self.shape)) if elementwise_affine else None
-
-    def forward(self, x):
-        return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)

@@ -9,6 +9,7 @@ from torch import nn
 
 from tests.mutants import alternative, mutant
 
+from .cells import cell
 from .stand_ins import _Lin, _rows
 
 # --------------------------------------------------------------------------- LinearFunction
@@ -78,6 +79,89 @@ class linear_forward_forgets_bias(torch.autograd.Function):
         return grad_output @ weight, g.T @ _rows(x), g.sum(0) if ctx.has_bias else None
 
 
+@mutant("LinearFunction", hint="mean of the upstream gradient", fails=("backward", "gradcheck"))
+class linear_bias_grad_mean(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        g = _rows(grad_output)
+        return grad_output @ weight, g.T @ _rows(x), g.mean(0) if ctx.has_bias else None
+
+
+# Right gradients once autograd has summed them (see the note above); the backward check now
+# reports the shapes the backward itself returns.
+@mutant("LinearFunction", hint="over dim 0 only", fails=("leading_dims",))
+class linear_bias_grad_summed_over_dim0(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        gw = _rows(grad_output).T @ _rows(x)
+        return grad_output @ weight, gw, grad_output.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="one weight gradient per batch element", fails=("leading_dims",))
+class linear_weight_grad_per_batch_element(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        gb = _rows(grad_output).sum(0) if ctx.has_bias else None
+        return grad_output @ weight, grad_output.transpose(-1, -2) @ x, gb
+
+
+# Not a mutant here, for the same reason: calling F.linear (forbidden) fails every check.
+
+
+@mutant("LinearFunction", hint="reshape the result back", fails=("leading_dims",))
+class linear_for_matrices_only(torch.autograd.Function):
+    """Right for (N, in) inputs; for (..., in) the output stays flattened to (N, out)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        x = x.reshape(-1, x.shape[-1])
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        y = x @ weight.T
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        return grad_output @ weight, grad_output.T @ x, grad_output.sum(0) if ctx.has_bias else None
+
+
+@mutant("LinearFunction", hint="returns the upstream gradient itself", fails=("backward",))
+class linear_bias_grad_not_summed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        gw = _rows(grad_output).T @ _rows(x)
+        return grad_output @ weight, gw, grad_output if ctx.has_bias else None
+
+
 @alternative("LinearFunction")
 class linear_with_einsum(torch.autograd.Function):
     @staticmethod
@@ -124,6 +208,9 @@ class linear_with_addmm_and_needs_input_grad(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------- Linear (module)
+# Not mutants here (each fails every check of Linear, and later exercises are built on it, see
+# __init__.py): ignoring bias=False, plain tensors instead of nn.Parameter, and wrapping an
+# nn.Linear (forbidden). All three are caught, and named by the failure message.
 
 
 class _LinearBase(nn.Module):
@@ -198,6 +285,20 @@ class linear_bias_registered_but_unused(nn.Module):
 
     def forward(self, x):
         return _Lin.apply(x, self.weight, None)
+
+
+linear_forward_F_linear = mutant("Linear", hint="asks you not to use", fails=("forward",))(cell(
+    """
+class linear_forward_F_linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+""", "linear_forward_F_linear", __name__))
 
 
 @alternative("Linear")

@@ -6,7 +6,8 @@ from torch import nn
 
 from tests.mutants import alternative, mutant
 
-from .layer_norm import layernorm_register_parameter
+from .cells import cell
+from .layer_norm_module import layernorm_register_parameter
 from .stand_ins import _SwiGLUBase
 from .swiglu import swiglu_own_linear
 
@@ -54,6 +55,31 @@ class block_no_norm(_BlockBase):
 class block_residual_detached(_BlockBase):
     def forward(self, x):
         return x.detach() + self.ffn(self.norm(x))
+
+
+@mutant("MLPBlock", hint="the norm after SwiGLU")
+class block_norm_after_branch(_BlockBase):
+    def forward(self, x):
+        return x + self.norm(self.ffn(x))
+
+
+@mutant("MLPBlock", hint="normalizing the sum as well")
+class block_norm_twice(_BlockBase):
+    def forward(self, x):
+        return self.norm(x + self.ffn(self.norm(x)))
+
+
+block_with_nn_layernorm = mutant("MLPBlock", hint="asks you not to use", fails=("forward", "backward"))(cell(
+    """
+class block_with_nn_layernorm(nn.Module):
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.ffn = swiglu_own_linear(d_model, d_ff)
+
+    def forward(self, x):
+        return x + self.ffn(self.norm(x))
+""", "block_with_nn_layernorm", __name__, swiglu_own_linear=swiglu_own_linear))
 
 
 @alternative("MLPBlock")

@@ -6,6 +6,7 @@ from torch import nn
 
 from tests.mutants import alternative, mutant
 
+from .cells import cell
 from .stand_ins import _Lin, _SwiGLUBase
 
 # --------------------------------------------------------------------------- SwiGLU
@@ -47,6 +48,33 @@ class swiglu_detached_gate(_SwiGLUBase):
 
     def forward(self, x):
         return self.w2(F.silu(self.w1(x)).detach() * self.w3(x))
+
+
+@mutant("SwiGLU", hint="adding the gate", fails=("forward",))
+class swiglu_sum_of_branches(_SwiGLUBase):
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) + self.w3(x))
+
+
+@mutant("SwiGLU", hint="after the product", fails=("forward",))
+class swiglu_silu_of_product(_SwiGLUBase):
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x) * self.w3(x)))
+
+
+swiglu_with_nn_linear = mutant("SwiGLU", hint="asks you not to use", fails=("forward", "backward"))(cell(
+    """
+class swiglu_with_nn_linear(nn.Module):
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, d_ff, bias=False)
+        self.w2 = nn.Linear(d_ff, d_model, bias=False)
+        self.w3 = nn.Linear(d_model, d_ff, bias=False)
+
+    def forward(self, x):
+        a = self.w1(x)
+        return self.w2(a * torch.sigmoid(a) * self.w3(x))
+""", "swiglu_with_nn_linear", __name__))
 
 
 @alternative("SwiGLU")
