@@ -327,5 +327,6 @@ class linear_rand_scaled(nn.Module):
         self.weight = nn.Parameter((2 * torch.rand(out_features, in_features) - 1) * k)
         self.bias = nn.Parameter((2 * torch.rand(out_features) - 1) * k) if bias else None
 
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, x):  # (F.linear is forbidden here: the product written out)
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias

@@ -77,19 +77,26 @@ class swiglu_with_nn_linear(nn.Module):
 """, "swiglu_with_nn_linear", __name__))
 
 
+class _Weight(nn.Module):
+    """One weight, in nn.Linear's (out, in) layout and under its name (`w1.weight`)."""
+
+    def __init__(self, d_out, d_in):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in) * d_in ** -0.5)
+
+
 @alternative("SwiGLU")
 class swiglu_functional(nn.Module):
-    """Weights held by torch's nn.Linear, the product written with F.linear and torch.sigmoid."""
+    """The products written out and the gate with torch.sigmoid (nn.Linear, F.linear and F.silu
+    are forbidden in SwiGLU)."""
 
     def __init__(self, d_model, d_ff):
         super().__init__()
-        self.w1 = nn.Linear(d_model, d_ff, bias=False)
-        self.w2 = nn.Linear(d_ff, d_model, bias=False)
-        self.w3 = nn.Linear(d_model, d_ff, bias=False)
+        self.w1, self.w2, self.w3 = _Weight(d_ff, d_model), _Weight(d_model, d_ff), _Weight(d_ff, d_model)
 
     def forward(self, x):
-        a = F.linear(x, self.w1.weight)
-        return F.linear(a * torch.sigmoid(a) * F.linear(x, self.w3.weight), self.w2.weight)
+        a = x @ self.w1.weight.T
+        return (a * torch.sigmoid(a) * (x @ self.w3.weight.T)) @ self.w2.weight.T
 
 
 class _NoBiasLinear(nn.Module):
@@ -108,5 +115,6 @@ class swiglu_own_linear(nn.Module):
         self.w1, self.w3 = _NoBiasLinear(d_model, d_ff), _NoBiasLinear(d_model, d_ff)
         self.w2 = _NoBiasLinear(d_ff, d_model)
 
-    def forward(self, x):
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+    def forward(self, x):  # (F.silu is forbidden in SwiGLU: the gate written out)
+        a = self.w1(x)
+        return self.w2(a * torch.sigmoid(a) * self.w3(x))
