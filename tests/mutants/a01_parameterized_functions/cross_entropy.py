@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from tests.mutants import alternative, mutant
+from tests.mutants import alternative, as_cell, mutant
 
 # --------------------------------------------------------------------------- cross_entropy
 
@@ -120,14 +120,8 @@ def ce_softmax_then_log(logits, targets, ignore_index=-100, reduction="mean"):
 
 
 def _as_cell(name: str, source: str):
-    """The forbidden spellings, compiled as a notebook cell is: the tripwires (primer/rules.py)
-    only count calls made from a learner's cell, and are installed as `check` installs them."""
-    from primer import exercises, rules  # noqa: F401  (the specs declare what is forbidden)
-
-    rules.install()
-    namespace = {"torch": torch, "F": F, "__name__": __name__}  # __name__: the variant's assignment
-    exec(compile(source, f"<cell {name}>", "exec"), namespace)
-    function = namespace["cross_entropy"]
+    """A forbidden spelling's `cross_entropy`, compiled as a notebook cell (as_cell), under `name`."""
+    function = as_cell(source, "cross_entropy", __name__)
     function.__name__ = name
     return function
 

@@ -7,9 +7,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from tests.mutants import alternative, mutant
-
-from .cells import cell
+from tests.mutants import alternative, as_cell, mutant
 
 # --------------------------------------------------------------------------- relu
 
@@ -62,7 +60,7 @@ def relu_in_place(x):
     return x
 
 
-relu_tensor_method = mutant("relu", hint="asks you not to use", fails=("values", "gradient"))(cell(
+relu_tensor_method = mutant("relu", hint="asks you not to use", fails=("values", "gradient"))(as_cell(
     "def relu_tensor_method(x):\n    return x.relu()\n", "relu_tensor_method", __name__))
 
 

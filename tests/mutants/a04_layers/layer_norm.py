@@ -4,9 +4,7 @@ import math
 
 import torch
 
-from tests.mutants import alternative, mutant
-
-from .cells import cell
+from tests.mutants import alternative, as_cell, mutant
 
 # --------------------------------------------------------------------------- LayerNormFunction
 
@@ -220,7 +218,7 @@ class ln_param_grads_over_dim0(_LNRightForward):
     backward = _ln_backward_with(params=lambda go, xh: ((go * xh).sum(0), go.sum(0)))
 
 
-ln_calls_F_layer_norm = mutant("LayerNormFunction", hint="asks you not to use", fails=("forward",))(cell(
+ln_calls_F_layer_norm = mutant("LayerNormFunction", hint="asks you not to use", fails=("forward",))(as_cell(
     """
 class ln_calls_F_layer_norm(torch.autograd.Function):
     @staticmethod

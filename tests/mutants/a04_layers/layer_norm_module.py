@@ -3,9 +3,8 @@
 import torch
 from torch import nn
 
-from tests.mutants import alternative, mutant
+from tests.mutants import alternative, as_cell, mutant
 
-from .cells import cell
 from .layer_norm import ln_flattened_rows
 
 # --------------------------------------------------------------------------- LayerNorm (module)
@@ -120,7 +119,7 @@ class layernorm_eps_1e6(layernorm_random_affine):
         return _LNFn.apply(x, self.normalized_shape, self.weight, self.bias, 1e-6)
 
 
-layernorm_wraps_nn = mutant("LayerNorm", hint="asks you not to use", fails=("init", "forward"))(cell(
+layernorm_wraps_nn = mutant("LayerNorm", hint="asks you not to use", fails=("init", "forward"))(as_cell(
     """
 class layernorm_wraps_nn(nn.Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):

@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.mutants import alternative, mutant
+from tests.mutants import alternative, as_cell, mutant
 
-from .cells import cell
 from .stand_ins import _Lin, _rows
 
 # --------------------------------------------------------------------------- LinearFunction
@@ -287,7 +286,7 @@ class linear_bias_registered_but_unused(nn.Module):
         return _Lin.apply(x, self.weight, None)
 
 
-linear_forward_F_linear = mutant("Linear", hint="asks you not to use", fails=("forward",))(cell(
+linear_forward_F_linear = mutant("Linear", hint="asks you not to use", fails=("forward",))(as_cell(
     """
 class linear_forward_F_linear(nn.Module):
     def __init__(self, in_features, out_features, bias=True):

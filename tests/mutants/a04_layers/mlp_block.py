@@ -4,9 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.mutants import alternative, mutant
+from tests.mutants import alternative, as_cell, mutant
 
-from .cells import cell
 from .layer_norm_module import layernorm_register_parameter
 from .stand_ins import _SwiGLUBase
 from .swiglu import swiglu_own_linear
@@ -69,7 +68,8 @@ class block_norm_twice(_BlockBase):
         return self.norm(x + self.ffn(self.norm(x)))
 
 
-block_with_nn_layernorm = mutant("MLPBlock", hint="asks you not to use", fails=("forward", "backward"))(cell(
+block_with_nn_layernorm = mutant("MLPBlock", hint="asks you not to use",
+                                 fails=("forward", "backward"))(as_cell(
     """
 class block_with_nn_layernorm(nn.Module):
     def __init__(self, d_model, d_ff):

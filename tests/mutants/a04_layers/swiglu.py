@@ -4,9 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.mutants import alternative, mutant
+from tests.mutants import alternative, as_cell, mutant
 
-from .cells import cell
 from .stand_ins import _Lin, _SwiGLUBase
 
 # --------------------------------------------------------------------------- SwiGLU
@@ -62,7 +61,7 @@ class swiglu_silu_of_product(_SwiGLUBase):
         return self.w2(F.silu(self.w1(x) * self.w3(x)))
 
 
-swiglu_with_nn_linear = mutant("SwiGLU", hint="asks you not to use", fails=("forward", "backward"))(cell(
+swiglu_with_nn_linear = mutant("SwiGLU", hint="asks you not to use", fails=("forward", "backward"))(as_cell(
     """
 class swiglu_with_nn_linear(nn.Module):
     def __init__(self, d_model, d_ff):
