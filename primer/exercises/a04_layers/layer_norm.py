@@ -194,28 +194,6 @@ class _LNFused:
         return _affine(x * r - mu * r, w, b)
 
 
-class _LNStatsConstant(torch.autograd.Function):
-    """Correct forward; the backward treats μ and σ as constants: dx = g·w/σ."""
-
-    @staticmethod
-    def forward(ctx, x, shape, w, b, eps):
-        dims = _norm_dims(x, shape)
-        var, mu = torch.var_mean(x, dims, keepdim=True, unbiased=False)
-        rstd = torch.rsqrt(var + eps)
-        xhat = (x - mu) * rstd
-        ctx.save_for_backward(xhat, rstd, w)
-        ctx.dims = tuple(range(x.dim() - len(shape)))
-        return _affine(xhat, w, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        xhat, rstd, w = ctx.saved_tensors
-        gx = g if w is None else g * w
-        gw = None if w is None else (g * xhat).sum(ctx.dims)
-        gb = None if w is None else g.sum(ctx.dims)
-        return gx * rstd, None, gw, gb, None
-
-
 class _LNBackwardMistake(torch.autograd.Function):
     """Correct forward; subclasses write one wrong term of the backward."""
 
@@ -242,6 +220,14 @@ class _LNBackwardMistake(torch.autograd.Function):
         gh = g if w is None else g * w
         gx, gw, gb = cls.grads(g, gh, xhat, rstd, dims, batch)
         return gx, None, None if w is None else gw, None if w is None else gb, None
+
+
+class _LNStatsConstant(_LNBackwardMistake):
+    """The backward treats μ and σ as constants: dx = g·w/σ."""
+
+    @classmethod
+    def grads(cls, g, gh, xhat, rstd, dims, batch):
+        return gh * rstd, (g * xhat).sum(batch), g.sum(batch)
 
 
 class _LNNoVarianceTerm(_LNBackwardMistake):
