@@ -140,12 +140,12 @@ def register(*checks: Check) -> None:
 
 
 def get_check(key: str) -> Check:
-    from primer import exercises  # noqa: F401  (importing registers every assignment's checks)
-
-    rules.install()  # the tripwires for what exercises forbid (primer/rules.py)
+    """(`import primer` registered every assignment's checks and installed the tripwires.)"""
     try:
         return REGISTRY[key]
     except KeyError:
+        from primer import exercises
+
         close = [k for k in REGISTRY if k.split(".")[0] == key.split(".")[0]]
         broken = "".join(f"\n  (course module {m} failed to import: {e.strip().splitlines()[-1]})"
                          for m, e in exercises.IMPORT_ERRORS.items())
@@ -328,29 +328,25 @@ def _matching_hint(spec: Check, case: Case, actual, expected, reuse_key: tuple |
     """
     if _only_booleans(expected):
         return None
-    matched: list[str] = []
-    for i, hint in enumerate(spec.hints):
-        mistaken = _mistaken_output(spec, hint, case, reuse_key and (*reuse_key, i))
-        if isinstance(mistaken, _Raised):
-            continue
-        # A hint only counts when the mistake really differs from the reference on this case.
-        if compare(mistaken, expected, spec) is not None and compare(actual, mistaken, spec) is None:
-            matched.append(hint.message)
-    distinct = list(dict.fromkeys(matched))
-    return distinct[0] if len(distinct) == 1 else None
+    # A hint only counts when the mistake really differs from the reference on this case.
+    return _one_hint(spec, case, reuse_key, lambda mistaken: not isinstance(mistaken, _Raised)
+                     and compare(mistaken, expected, spec) is not None
+                     and compare(actual, mistaken, spec) is None)
 
 
 def _matching_error_hint(spec: Check, case: Case, error: str, reuse_key: tuple | None) -> str | None:
     """The sentence of the one known mistake that raises on this case what the learner's code
     raised (the same exception and first line of its message)."""
-    raised = error.split("\n", 1)[0]
-    matched = []
-    for i, hint in enumerate(spec.hints):
-        mistaken = _mistaken_output(spec, hint, case, reuse_key and (*reuse_key, i))
-        if isinstance(mistaken, _Raised) and mistaken.error == raised:
-            matched.append(hint.message)
-    distinct = list(dict.fromkeys(matched))
-    return distinct[0] if len(distinct) == 1 else None
+    raised = _Raised(error.split("\n", 1)[0])
+    return _one_hint(spec, case, reuse_key, lambda mistaken: mistaken == raised)
+
+
+def _one_hint(spec: Check, case: Case, reuse_key: tuple | None, matches) -> str | None:
+    """The sentence of the hints whose mistake's output on `case` `matches`, if they all say the
+    same; None when none matches or mistakes that differ do."""
+    sentences = {hint.message for i, hint in enumerate(spec.hints)
+                 if matches(_mistaken_output(spec, hint, case, reuse_key and (*reuse_key, i)))}
+    return sentences.pop() if len(sentences) == 1 else None
 
 
 @dataclass(frozen=True)

@@ -268,9 +268,10 @@ def _follow(pid: int, fd: int, job: dict, cells: dict, exercises: dict):
 
 
 def prepare() -> None:
-    """What every run imports before any learner code: torch, the registered checks, the tripwires
-    (installed first, so that a name a cell imports is already the wrapper), and the modules in
-    PRIMER_PRELOAD (the assignment's SANDBOX_PRELOAD: imported once here, not in each forked runner)."""
+    """What every run has before any learner code: the registered checks and the tripwires (both
+    came with `import primer`, this module's package, so a name a cell imports is already the
+    wrapper), torch on one thread, and the modules in PRIMER_PRELOAD (the assignment's
+    SANDBOX_PRELOAD: imported once here, not in each forked runner)."""
     import importlib
 
     import torch
@@ -278,10 +279,6 @@ def prepare() -> None:
     torch.set_num_threads(1)  # forked runners must not inherit a busy thread pool (libgomp hangs)
     for name in filter(None, os.environ.get("PRIMER_PRELOAD", "").split(",")):
         importlib.import_module(name)
-    import primer.exercises  # noqa: F401  (registers every check before any learner code runs)
-    from primer import rules
-
-    rules.install()
 
 
 def run(workdir: Path) -> None:
