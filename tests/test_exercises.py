@@ -3,6 +3,8 @@ released stub fails saying it is not implemented, every mutant fails (naming its
 it is a known one), every alternative correct implementation passes; on visible and hidden seeds.
 """
 
+import os
+
 import pytest
 
 from primer import notebooks
@@ -63,9 +65,20 @@ def test_mutant_fails(variant):
         assert variant.hint in messages, f"expected the hint {variant.hint!r} in:\n{messages}"
 
 
+@pytest.fixture
+def mutant_modules_are_cells(monkeypatch):
+    """The tripwires of forbid() count calls from learner cells only; here the variants' modules count
+    as cells too, so that an alternative calling a function its exercise forbids fails as it would
+    in a notebook (where it would score 0)."""
+    from primer import rules
+
+    is_cell, variants = rules._is_learner_file, os.path.join("", "tests", "mutants", "")
+    monkeypatch.setattr(rules, "_is_learner_file", lambda filename: is_cell(filename) or variants in filename)
+
+
 @pytest.mark.parametrize("variant", ALTERNATIVES, ids=[v.id for v in ALTERNATIVES])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_alternative_passes(variant, seed):
+def test_alternative_passes(variant, seed, mutant_modules_are_cells):
     for spec in checks_for(variant.exercise):
         result = evaluate(spec, variant.obj, seed, reuse=True)
         assert result.passed, result.message

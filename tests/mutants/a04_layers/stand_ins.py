@@ -2,7 +2,6 @@
 own: a LinearFunction (with its row-flattening helper) and the weights of a SwiGLU."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -17,7 +16,8 @@ class _Lin(torch.autograd.Function):
     def forward(ctx, x, w, b=None):
         ctx.save_for_backward(x, w)
         ctx.has_bias = b is not None
-        return F.linear(x, w, b)
+        y = x @ w.T  # (not F.linear: the notebook forbids it in the exercises built on this)
+        return y if b is None else y + b
 
     @staticmethod
     def backward(ctx, g):
