@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-exercise setup release autograde feedback grades bench-grading progress lint clean assignment-given
+.PHONY: lab test test-exercise setup release autograde feedback grades bench-grading bench-verify progress lint clean assignment-given
 
 ## make lab: open the course in JupyterLab (creates .venv on first use)
 lab: $(STAMP)
@@ -68,6 +68,10 @@ grades: $(STAMP)
 # make bench-grading ASSIGNMENT=... N=8: plain nbgrader vs the class run, on a synthetic class
 bench-grading: assignment-given $(STAMP)
 	$(BIN)/python autograder/bench_grading.py $(ASSIGNMENT) -n $(or $(N),8)
+
+# make bench-verify [WRONG=1]: per assignment, the CPU verifying a notebook costs on top of executing it
+bench-verify: $(STAMP)
+	$(BIN)/python autograder/bench_verify.py $(if $(WRONG),--wrong)
 
 progress: $(STAMP)
 	$(BIN)/python -m primer.progress notebooks

@@ -13,6 +13,10 @@ root, else each run starts its own sandbox and the figures include Python's star
 
 It prints the median of `--repeat` runs of each, side by side, and the difference ("on top").
 It asserts nothing about speed; it does check that the solution gets every point.
+
+`--wrong` grades, instead of the solution, the solution with every exercise it can replace made a
+known mistake that the checks name (a mutant of tests/mutants/ with a hint): the dearest case to
+judge, since every registered mistake of every failing case is run to find the one that matches.
 """
 
 from __future__ import annotations
@@ -40,7 +44,34 @@ def _as_plain_cells(nb: dict) -> dict:
     return plain
 
 
-def measure(assignment: str, repeat: int) -> tuple[float, float, float]:
+def _every_exercise_wrong(assignment: str, nb):
+    """`nb` with each exercise's solution cell replaced by the first named mistake that works as a
+    cell of its own (some mutants use helpers of their module) and fails a visible check naming it;
+    and how many exercises were replaced."""
+    sys.path.insert(0, str(REPO))
+    from primer.grading import VISIBLE_SEED, checks_for, evaluate
+    from tests.grading_course import edited, mutant_source, solution_cell_id
+    from tests.helpers import exercises_in, solution_namespace, spec_module
+    from tests.mutants import load_all
+
+    variants = [v for v in load_all() if v.assignment == spec_module(assignment) and not v.correct and v.hint]
+    replaced = 0
+    for exercise in exercises_in(assignment):
+        for variant in (v for v in variants if v.exercise == exercise):
+            namespace = dict(solution_namespace(assignment))
+            try:  # (a mutant made by a factory has no source of its own)
+                source = mutant_source(variant.obj, exercise)
+                exec(compile(source, "<cell bench>", "exec"), namespace)
+            except Exception:
+                continue
+            messages = [evaluate(c, namespace[exercise], VISIBLE_SEED).message for c in checks_for(exercise)]
+            if any(variant.hint in m and "is not defined" not in m for m in messages):
+                nb, replaced = edited(nb, solution_cell_id(nb, exercise), source), replaced + 1
+                break
+    return nb, replaced
+
+
+def measure(assignment: str, repeat: int, wrong: bool = False) -> tuple[float, float, float]:
     import nbformat
 
     from primer.exercises import sandbox_preload
@@ -50,6 +81,9 @@ def measure(assignment: str, repeat: int) -> tuple[float, float, float]:
 
     nb = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
     release = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    if wrong:
+        nb, replaced = _every_exercise_wrong(assignment, nb)
+        print(f"({assignment}: {replaced} exercises made a named mistake)", file=sys.stderr)
     plain = _as_plain_cells(nb)
     sandbox = Sandbox()
     uid = sandbox.uid_base + 970
@@ -61,14 +95,14 @@ def measure(assignment: str, repeat: int) -> tuple[float, float, float]:
     executing, sandbox_cpu, grader_cpu = [], [], []
     for _ in range(repeat):
         executed = verify(plain, release, **run)
-        if executed.notes or executed.problem:
+        if (executed.notes or executed.problem) and not wrong:
             sys.exit(f"{assignment}: executing the solution went wrong: {executed.notes or executed.problem}")
         executing.append(executed.sandbox_cpu_seconds)
         started = time.process_time()
         verification = verify(nb, release, **run)
         grader_cpu.append(time.process_time() - started)
         sandbox_cpu.append(verification.sandbox_cpu_seconds)
-        if verification.score != verification.max_score:
+        if not wrong and verification.score != verification.max_score:
             sys.exit(f"{assignment}: the solution scored {verification.score} / {verification.max_score}")
     return statistics.median(executing), statistics.median(sandbox_cpu), statistics.median(grader_cpu)
 
@@ -77,12 +111,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--wrong", action="store_true", help="every exercise a named mistake")
     args = parser.parse_args()
     assignments = args.assignments or sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
     print("| assignment | executing | verifying (sandbox + grader) | on top |")
     print("|---|---|---|---|")
     for assignment in assignments:
-        executing, sandbox_cpu, grader_cpu = measure(assignment, args.repeat)
+        executing, sandbox_cpu, grader_cpu = measure(assignment, args.repeat, args.wrong)
         on_top = sandbox_cpu + grader_cpu - executing
         print(f"| {assignment} | {executing:.2f} s | {sandbox_cpu:.2f} + {grader_cpu:.2f} = "
               f"{sandbox_cpu + grader_cpu:.2f} s | {on_top:+.2f} s |", flush=True)
