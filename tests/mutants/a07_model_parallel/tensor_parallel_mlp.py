@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from tests.mutants import alternative, mutant
 
-from .parallel_linear import _AllReduceGrad, _all_reduce_copy, _Gather, _Split, _Sum
+from .parallel_linear import _all_reduce_copy, _AllReduceGrad, _Gather, _Split, _Sum
 
 
 @mutant("tensor_parallel_mlp", hint="after the first (column-parallel) layer",
