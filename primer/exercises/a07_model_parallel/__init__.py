@@ -11,6 +11,8 @@ One module per exercise (or pair), in the notebook's order:
 - parallel_linear.py: `ColumnParallelLinear`, `RowParallelLinear` (one nn.Linear split by rows
   or by columns of its weight; outputs and gradients vs. the unsplit layer);
 - tensor_parallel_mlp.py: `tensor_parallel_mlp` (Megatron's MLP: one all-reduce each way);
+- pipeline.py: `pipeline_forward_backward` (GPipe over P stages; gradients vs. sequential
+  training, and each rank's timeline: order, not time);
 - sharded_adamw.py: `ShardedAdamW` (ZeRO stage 1: K steps vs. AdamW, and its state's bytes).
 workers.py holds what they share: the record of communication, the seeded layers and data, the
 slices each rank holds (and, from 06's launches.py, the deadlines and the reference caching).
@@ -24,5 +26,6 @@ SANDBOX_PRELOAD = ("torch._dynamo",)
 from . import (  # noqa: F401, I001  (registers the checks, in the notebook's order)
     parallel_linear,
     tensor_parallel_mlp,
+    pipeline,
     sharded_adamw,
 )
