@@ -11,6 +11,7 @@ pass; running one micro-batch at a time through the whole pipeline does not.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -78,7 +79,8 @@ def _pipeline_worker(rank, world_size, fn, seed, m):
     sends = [(peer, n) for _, name, n, peer in traffic.log if name == "send"]
     return {"grads": [None if p.grad is None else p.grad.numpy().copy()
                       for p in stage.parameters()],
-            "loss": float(loss) if last and loss is not None else None,
+            # The loss is float32 arithmetic: compared as a float32 tensor, with its tolerance.
+            "loss": np.array(float(loss), dtype=np.float32) if last and loss is not None else None,
             "timeline": list(stage.timeline), "sends": sends}
 
 
@@ -91,9 +93,11 @@ def _run_gradients(fn, case: Case):
         loss = F.mse_loss(model(x), y)
         loss.backward()
         return [{"parameter gradients": _tensors(_numpy(p.grad for p in model[r].parameters())),
-                 "loss": loss.item() if r == world_size - 1 else None} for r in range(world_size)]
+                 "loss": loss.detach().clone() if r == world_size - 1 else None}
+                for r in range(world_size)]
     results = launch(_pipeline_worker, world_size, fn, seed, m, timeout=LAUNCH_TIMEOUT)
-    return [{"parameter gradients": _tensors(r["grads"]), "loss": r["loss"]} for r in results]
+    return [{"parameter gradients": _tensors(r["grads"]), "loss": _tensors(r["loss"])}
+            for r in results]
 
 
 _FORWARDS, _BACKWARDS = "forward passes of the stage", "backward passes of the stage"
