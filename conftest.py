@@ -28,6 +28,7 @@ SECONDS = {  # by node id prefix; the longest matching prefix counts
     "tests/test_release.py": 13,
     "tests/test_binder.py": 12,
     "solutions/04_layers": 10,
+    "solutions/07_model_parallel": 12,
     "tests/test_sandbox.py": 10,
     "solutions/03_backpropagation": 8,
 }
