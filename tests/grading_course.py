@@ -16,7 +16,7 @@ import nbformat
 
 from primer import notebooks
 from primer.grading import checks_for, evaluate
-from tests.helpers import REPO, exercises_in, spec_module
+from tests.helpers import REPO, exercises_in, solution_namespace, spec_module
 from tests.mutants import load_all
 
 # Short deadlines: the tests' endless loops are stopped quickly (a correct cell takes < 1 s).
@@ -103,18 +103,28 @@ def solution_cell_id(nb, exercise: str) -> str:
 def mutant_source(obj, exercise: str) -> str:
     """The mutant's source, renamed to the exercise's name, as a learner's cell would hold it."""
     source = inspect.cleandoc(inspect.getsource(obj))
-    source = "\n".join(line for line in source.splitlines() if not line.startswith("@"))
-    return re.sub(rf"^(def|class) {obj.__name__}\b", rf"\1 {exercise}", source, count=1, flags=re.M)
+    start = re.search(rf"^(def|class) {obj.__name__}\b", source, flags=re.M)  # (after its decorators)
+    return re.sub(rf"^(def|class) {obj.__name__}\b", rf"\1 {exercise}", source[start.start():], count=1)
 
 
 def wrong_submission(assignment: str, sol):
-    """The solution with one exercise replaced by a mutant that fails all of its checks."""
+    """The solution with one exercise replaced by a mutant that fails all of its checks, as a cell of
+    its own would (a mutant built on helpers of its module cannot stand in a notebook)."""
     module = spec_module(assignment)
+    solved = solution_namespace(assignment)
     for exercise in exercises_in(assignment):
         for v in load_all():
             if v.assignment == module and v.exercise == exercise and not v.correct:
-                results = [evaluate(s, v.obj, seed) for s in checks_for(exercise) for seed in (0, 1, 2)]
-                if not any(r.passed for r in results):
+                try:
+                    source = mutant_source(v.obj, exercise)
+                    namespace = dict(solved)
+                    exec(compile(source, "<cell mutant>", "exec"), namespace)
+                except Exception:  # (no source of its own, or it needs its module's helpers)
+                    continue
+                obj = namespace[exercise]
+                results = [evaluate(s, obj, seed) for s in checks_for(exercise) for seed in (0, 1, 2)]
+                undefined = any("is not defined" in r.message for r in results)
+                if not undefined and not any(r.passed for r in results):
                     cell = solution_cell_id(sol, exercise)
-                    return exercise, edited(sol, cell, mutant_source(v.obj, exercise))
+                    return exercise, edited(sol, cell, source)
     raise AssertionError(f"no mutant in tests/mutants/{module} fails every check of an exercise")

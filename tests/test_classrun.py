@@ -229,8 +229,9 @@ class TestClassRun:
         assert totals(course) == before
 
     def test_killed_at_random_moments_then_resumed(self, tmp_path, shared_secret):
-        """SIGKILL, SIGTERM or SIGINT at 6 random moments (each signal twice), resuming each time: the same grades and
-        feedback as an uninterrupted run (another course with the same secret, hence the same seeds)."""
+        """SIGKILL, SIGTERM or SIGINT at 6 random moments (each signal twice), resuming each time: the
+        same grades and feedback as an uninterrupted run (another course with the same secret, hence
+        the same seeds)."""
         solution = None
         courses = {}
         for name in ("plain", "killed"):

@@ -2,7 +2,8 @@
 exercise replaced by a known mutant loses exactly that exercise's points.
 
 06 (processes started inside the sandbox) goes end to end through `autograder/grade.py`: two
-sandboxed workers, nbgrader's gradebook and feedback. 02–05 are verified directly (primer.grader.
+sandboxed workers, nbgrader's gradebook and feedback. 02–05 and 07 (gloo ranks in the sandbox, as
+06) are verified directly (primer.grader.
 verify, the same sandbox and judge; nbgrader's part is the same for every assignment). Assignment
 01 is graded end to end by tests/test_classrun.py (a class, the release included),
 test_adversarial.py (attacks), test_postgres.py and test_zip_collect.py.
@@ -77,7 +78,8 @@ def check_verified_scores(assignment: str) -> None:
 
 
 # One class per assignment: pytest-xdist's --dist loadscope sends each class to its own worker.
-for _assignment in ("02_gradient_descent", "03_backpropagation", "04_layers", "05_mixed_precision"):
+for _assignment in ("02_gradient_descent", "03_backpropagation", "04_layers", "05_mixed_precision",
+                    "07_model_parallel"):
     def _test(self, _a=_assignment):
         check_verified_scores(_a)
     _name = f"TestVerified{_assignment.split('_')[0]}"
