@@ -113,6 +113,20 @@ def _allreduce_reduce_to_rank0(model):
                 p.grad /= dist.get_world_size()
 
 
+def _allreduce_reduce_then_divide(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.reduce(p.grad, dst=0)  # the other ranks keep what gloo left in their buffer
+            p.grad /= dist.get_world_size()
+
+
+def _allreduce_divide_by_two(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= 2
+
+
 def _allreduce_nothing(model):
     pass  # e.g. all_reduce of p.grad.clone(), whose result is never written back
 
@@ -142,8 +156,11 @@ _ALLREDUCE_HINTS = (
          "different gradients; divide the sum by dist.get_world_size(), the same on every rank."),
     Hint(_allreduce_sum, "this matches summing the gradients: divide by the world size to get "
          "the average (or use op=ReduceOp.AVG)."),
-    Hint(_allreduce_reduce_to_rank0, "only rank 0 received the averaged gradient (dist.reduce): "
-         "use dist.all_reduce so that every rank takes the same step."),
+    *(Hint(mistake, "only rank 0 received the averaged gradient (dist.reduce): use "
+           "dist.all_reduce so that every rank takes the same step.")
+      for mistake in (_allreduce_reduce_to_rank0, _allreduce_reduce_then_divide)),
+    Hint(_allreduce_divide_by_two, "this matches dividing the sum by 2 whatever the number of "
+         "ranks: divide by dist.get_world_size() (here 3), or use op=ReduceOp.AVG."),
     Hint(_allreduce_average_twice, "this matches dividing twice: op=ReduceOp.AVG already "
          "averages, so either use it or sum and divide by the world size, not both."),
 )

@@ -129,14 +129,16 @@ def _run_ring_traffic(fn, case: Case):
 
 def _ring_cases(specs):
     def cases(gen):
-        return [Case(f"{w} ranks, tensor of shape {shape}", (w, shape, seed_from(gen)))
+        return [Case(f"{w} ranks, tensor of shape {shape}" + (
+                    " (fewer elements than ranks: some of the W chunks of tensor_split(W) are "
+                    "empty)" if math.prod(shape) < w else ""), (w, shape, seed_from(gen)))
                 for w, shape in specs]
     return cases
 
 
 def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True,
                   gather_adds: bool = False, scatter_overwrites: bool = False,
-                  all_gather_shift: int = 0):
+                  all_gather_shift: int = 0, extra_scatter_step: bool = False):
     """A ring with one thing wrong (the hints below)."""
     def ring(tensor):
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -147,7 +149,7 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
         else:
             chunks = list(flat.tensor_split(world))
         right, left = (rank + 1) % world, (rank - 1) % world
-        for step in range(world - 1):
+        for step in range(world - 1 + extra_scatter_step):
             send, recv = (rank - step) % world, (rank - step - 1) % world
             request = dist.isend(chunks[send], right)
             incoming = torch.empty_like(chunks[recv])
@@ -214,6 +216,9 @@ _TRAFFIC_HINTS = (
          "the text's ring sends to the right, (r + 1) mod W, and receives from (r − 1) mod W."),
     Hint(_ring_whole_tensors, "this matches passing the whole tensor around the ring: the ring "
          "sends chunks of about n/W elements (tensor_split(W)), 2(W − 1) of them per rank."),
+    Hint(_ring_mistake(extra_scatter_step=True), "this matches a reduce-scatter of W "
+         "steps: it takes W − 1 (s = 0, ..., W − 2), as does the all-gather, so that each rank "
+         "sends 2(W − 1) chunks in all."),
 )
 
 

@@ -285,3 +285,23 @@ def ring_all_gather_repeats_the_reduce_scatter_chunks(tensor):
             else:
                 chunks[recv_i].copy_(incoming)
     return tensor
+
+
+@mutant("ring_allreduce", hint="reduce-scatter of W steps", fails=("traffic",))
+def ring_with_one_scatter_step_too_many(tensor):
+    """Sums right (the extra step's sum is overwritten by the all-gather), one chunk too many."""
+    world, me = dist.get_world_size(), dist.get_rank()
+    parts = tensor.view(-1).tensor_split(world)
+    for phase, steps in (("scatter", world), ("gather", world - 1)):
+        for s in range(steps):
+            out_i = (me - s) % world if phase == "scatter" else (me + 1 - s) % world
+            in_i = (me - s - 1) % world if phase == "scatter" else (me - s) % world
+            buf = torch.empty_like(parts[in_i])
+            req = dist.isend(parts[out_i], dst=(me + 1) % world)
+            dist.recv(buf, src=(me - 1) % world)
+            req.wait()
+            if phase == "scatter":
+                parts[in_i].add_(buf)
+            else:
+                parts[in_i].copy_(buf)
+    return tensor
