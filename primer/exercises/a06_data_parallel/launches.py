@@ -5,12 +5,15 @@ shards that the workers build."""
 from __future__ import annotations
 
 import copy
+import mmap
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from primer.grading import Case
+from primer.launch import DeadlockError
 
 # The process group's timeout in the checks: a send, recv or collective that waits this long is
 # reported as a deadlock. Small collectives take milliseconds, so this is a wide margin even on
@@ -45,6 +48,72 @@ def _reference(obj):
     """Mark a reference object, whose outputs `_reference_cached` may remember."""
     obj._primer_reference = True
     return obj
+
+
+class CallCounts:
+    """How many times each rank entered and left some torch.distributed functions, in memory that
+    the forked ranks share: after a deadlock, which ranks reached which call names its cause.
+
+    The parent makes it and passes it to `launch`; each worker calls `watch(rank)` before the
+    learner's code; when the launch raises DeadlockError, `explain(error)` says what the counts
+    show, or gives the launcher's error back when they show nothing certain.
+    """
+
+    # What a rank that never called a collective should have done (send is point-to-point).
+    ADVICE = {"broadcast": "the ranks that receive call it too, not only src",
+              "all_reduce": "every rank contributes its gradient and receives the average, so "
+                            "call it on every rank, not only on rank 0"}
+
+    def __init__(self, world_size: int, names: tuple[str, ...]):
+        self.world_size, self.names = world_size, names
+        # [rank][name][entered, left], each slot written by one rank only: no lock needed. An
+        # anonymous shared mapping, which the forked ranks inherit (no file, no /dev/shm).
+        self._memory = mmap.mmap(-1, 8 * world_size * len(names) * 2)
+        self._counts = np.frombuffer(self._memory, dtype=np.int64)
+
+    def _slot(self, rank: int, j: int, left: bool) -> int:
+        return (rank * len(self.names) + j) * 2 + left
+
+    def watch(self, rank: int) -> None:
+        """In a worker: count the calls of dist.<name> (and distributed_c10d.<name>)."""
+        from torch.distributed import distributed_c10d
+
+        for j, name in enumerate(self.names):
+            original = getattr(distributed_c10d, name)
+
+            def counted(*args, _original=original, _j=j, **kwargs):
+                self._counts[self._slot(rank, _j, False)] += 1
+                out = _original(*args, **kwargs)
+                self._counts[self._slot(rank, _j, True)] += 1
+                return out
+            setattr(dist, name, counted)
+            setattr(distributed_c10d, name, counted)
+
+    def calls(self, name: str) -> list[tuple[int, int]]:
+        j = self.names.index(name)
+        return [(int(self._counts[self._slot(r, j, False)]), int(self._counts[self._slot(r, j, True)]))
+                for r in range(self.world_size)]
+
+    def explain(self, error: DeadlockError) -> DeadlockError:
+        for name in self.names:
+            calls = self.calls(name)
+            never = [r for r, (entered, _) in enumerate(calls) if not entered]
+            if name in self.ADVICE and never and len(never) < self.world_size:
+                did = [r for r in range(self.world_size) if r not in never]
+                return DeadlockError(
+                    f"deadlock: {_ranks(never)} of {self.world_size} never called dist.{name}, "
+                    f"which {_ranks(did)} called: every rank must call dist.{name} for each "
+                    f"tensor, in the same order ({self.ADVICE[name]}).")
+            if name == "send" and all(entered > left for entered, left in calls):
+                return DeadlockError(
+                    "deadlock: every rank was waiting in a blocking dist.send at once, so none "
+                    "reached its recv. Send with req = dist.isend(...), then dist.recv(...), then "
+                    "req.wait().")
+        return error
+
+
+def _ranks(ranks: list[int]) -> str:
+    return f"rank{'s' * (len(ranks) > 1)} {', '.join(map(str, ranks))}"
 
 
 def _tensors(x):

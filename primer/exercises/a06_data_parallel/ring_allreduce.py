@@ -9,10 +9,10 @@ import torch.distributed as dist
 
 from primer.exercises._common import seed_from
 from primer.grading import Case, Check, Hint, register
-from primer.launch import launch
+from primer.launch import DeadlockError, launch
 from primer.rules import forbid
 
-from .launches import CHECK_TIMEOUT, LAUNCH_TIMEOUT, _reference, _reference_cached
+from .launches import CHECK_TIMEOUT, LAUNCH_TIMEOUT, CallCounts, _reference, _reference_cached
 
 # The collectives, saved before the ring check replaces them (the reference uses the real one).
 _ALL_REDUCE = dist.all_reduce
@@ -83,13 +83,14 @@ def _record_sends() -> list[tuple[int, int]]:
     return sent
 
 
-def _ring_worker(rank, world_size, fn, shape, seed):
+def _ring_worker(rank, world_size, fn, shape, seed, calls):
     g = torch.Generator().manual_seed(seed + rank)
     tensor = torch.randn(*shape, generator=g)
     # The workers are forked: this changes nothing in the notebook. The reference's saved
     # dist.all_reduce goes through the process group's own allreduce, which stays for it.
     _forbid_collectives(process_group=not getattr(fn, "_primer_reference", False))
     sent = _record_sends()
+    calls.watch(rank)
     fn(tensor)
     return {"tensor": tensor.numpy().copy(), "sent": sent}
 
@@ -97,8 +98,17 @@ def _ring_worker(rank, world_size, fn, shape, seed):
 @_reference_cached
 def _run_ring(fn, case: Case):
     world_size, shape, seed = case.args
-    results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
+    results = _launch_ring(world_size, fn, shape, seed)
     return [torch.from_numpy(r["tensor"]) for r in results]
+
+
+def _launch_ring(world_size, fn, shape, seed):
+    """The ring's launch, with a deadlock of blocking sends named as such (CallCounts)."""
+    calls = CallCounts(world_size, ("send",))
+    try:
+        return launch(_ring_worker, world_size, fn, shape, seed, calls, timeout=LAUNCH_TIMEOUT)
+    except DeadlockError as error:
+        raise calls.explain(error) from None
 
 
 _TRAFFIC = ("the ranks each rank sent to (a ring: only the next one, (r + 1) mod W)",
@@ -115,7 +125,7 @@ def _run_ring_traffic(fn, case: Case):
     if fn is RING_DEFINITION:
         return {_TRAFFIC[0]: [[(rank + 1) % world_size] for rank in range(world_size)],
                 **{key: True for key in _TRAFFIC[1:]}}
-    results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
+    results = _launch_ring(world_size, fn, shape, seed)
     n, chunk = math.prod(shape), math.ceil(math.prod(shape) / world_size)
     sends = [r["sent"] for r in results]
     return {
