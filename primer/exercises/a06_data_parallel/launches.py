@@ -68,8 +68,10 @@ class CallCounts:
         self.world_size, self.names = world_size, names
         # [rank][name][entered, left], each slot written by one rank only: no lock needed. An
         # anonymous shared mapping, which the forked ranks inherit (no file, no /dev/shm).
-        self._memory = mmap.mmap(-1, 8 * world_size * len(names) * 2)
+        # Then, per rank, 1 + the first rank it sent to that is not its right neighbour.
+        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 1))
         self._counts = np.frombuffer(self._memory, dtype=np.int64)
+        self._astray = self._counts[world_size * len(names) * 2:]
 
     def _slot(self, rank: int, j: int, left: bool) -> int:
         return (rank * len(self.names) + j) * 2 + left
@@ -81,8 +83,13 @@ class CallCounts:
         for j, name in enumerate(self.names):
             original = getattr(distributed_c10d, name)
 
-            def counted(*args, _original=original, _j=j, **kwargs):
+            def counted(*args, _original=original, _j=j, _name=name, **kwargs):
                 self._counts[self._slot(rank, _j, False)] += 1
+                if _name in ("send", "isend"):
+                    dst = args[1] if len(args) > 1 else kwargs.get("dst", kwargs.get("group_dst"))
+                    if isinstance(dst, int) and dst != (rank + 1) % self.world_size \
+                            and not self._astray[rank]:
+                        self._astray[rank] = dst + 1
                 out = _original(*args, **kwargs)
                 self._counts[self._slot(rank, _j, True)] += 1
                 return out
@@ -94,7 +101,22 @@ class CallCounts:
         return [(int(self._counts[self._slot(r, j, False)]), int(self._counts[self._slot(r, j, True)]))
                 for r in range(self.world_size)]
 
-    def explain(self, error: DeadlockError) -> DeadlockError:
+    def explain(self, error: Exception) -> Exception:
+        """The launch's error (DeadlockError or WorkerError), or one that names its cause."""
+        named = self._explain_deadlock(error) if isinstance(error, DeadlockError) else None
+        astray = [(r, int(d) - 1) for r, d in enumerate(self._astray) if d]
+        forbidden = "may use only" in str(error)  # ring_allreduce's collectives: said already
+        if named is None and astray and not forbidden:
+            r, d = astray[0]
+            first = str(error).split("\n", 1)[0]
+            named = type(error)(
+                f"rank {r} of {self.world_size} sent to rank {d}, not to its right neighbour "
+                f"{(r + 1) % self.world_size}: in the ring, rank r sends to (r + 1) mod W and "
+                f"receives from (r − 1) mod W, or the ranks disagree on what each message holds "
+                f"(then {first})")
+        return named or error
+
+    def _explain_deadlock(self, error: DeadlockError) -> DeadlockError | None:
         for name in self.names:
             calls = self.calls(name)
             never = [r for r, (entered, _) in enumerate(calls) if not entered]
@@ -109,7 +131,7 @@ class CallCounts:
                     "deadlock: every rank was waiting in a blocking dist.send at once, so none "
                     "reached its recv. Send with req = dist.isend(...), then dist.recv(...), then "
                     "req.wait().")
-        return error
+        return None
 
 
 def _ranks(ranks: list[int]) -> str:

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from primer.exercises._common import seed_from
 from primer.grading import Case, Check, Hint, register
-from primer.launch import DeadlockError, launch
+from primer.launch import DeadlockError, WorkerError, launch
 from primer.rules import forbid
 
 from .launches import CHECK_TIMEOUT, LAUNCH_TIMEOUT, CallCounts, _reference, _reference_cached
@@ -103,11 +103,12 @@ def _run_ring(fn, case: Case):
 
 
 def _launch_ring(world_size, fn, shape, seed):
-    """The ring's launch, with a deadlock of blocking sends named as such (CallCounts)."""
-    calls = CallCounts(world_size, ("send",))
+    """The ring's launch; a deadlock of blocking sends, or a failure after a send to the wrong
+    neighbour, is named as such (CallCounts)."""
+    calls = CallCounts(world_size, ("send", "isend"))
     try:
         return launch(_ring_worker, world_size, fn, shape, seed, calls, timeout=LAUNCH_TIMEOUT)
-    except DeadlockError as error:
+    except (DeadlockError, WorkerError) as error:
         raise calls.explain(error) from None
 
 

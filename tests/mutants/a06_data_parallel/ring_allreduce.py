@@ -306,3 +306,24 @@ def ring_with_one_scatter_step_too_many(tensor):
             else:
                 parts[in_i].copy_(buf)
     return tensor
+
+
+@mutant("ring_allreduce", hint="not to its right neighbour", fails=("uneven",))
+def ring_reversed_with_the_texts_chunks(tensor):
+    """The text's chunk indices, but sent to the left: on 3 ranks the chunks' sizes disagree."""
+    world, me = dist.get_world_size(), dist.get_rank()
+    parts = tensor.view(-1).tensor_split(world)
+    to, frm = (me - 1) % world, (me + 1) % world
+    for s in range(world - 1):
+        buf = torch.empty_like(parts[(me - s - 1) % world])
+        req = dist.isend(parts[(me - s) % world], to)
+        dist.recv(buf, frm)
+        req.wait()
+        parts[(me - s - 1) % world].add_(buf)
+    for s in range(world - 1):
+        buf = torch.empty_like(parts[(me - s) % world])
+        req = dist.isend(parts[(me + 1 - s) % world], to)
+        dist.recv(buf, frm)
+        req.wait()
+        parts[(me - s) % world].copy_(buf)
+    return tensor
