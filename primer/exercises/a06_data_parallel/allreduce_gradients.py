@@ -12,7 +12,7 @@ from torch import nn
 
 from primer.exercises._common import seed_from
 from primer.grading import Case, Check, Hint, register
-from primer.launch import DeadlockError, launch
+from primer.launch import DeadlockError, WorkerError, launch
 
 from .launches import (
     CHECK_TIMEOUT,
@@ -65,12 +65,12 @@ def _run_gradients(fn, case: Case):
 
 
 def _launch_counted(worker, world_size, *args):
-    """launch(worker, ...), with a deadlock's cause named when the ranks' calls of all_reduce
-    show it (CallCounts)."""
+    """launch(worker, ...), with a deadlock's or a rank's error's cause named when the ranks'
+    calls of all_reduce show it (CallCounts)."""
     calls = CallCounts(world_size, ("all_reduce",))
     try:
         return launch(worker, world_size, *args, calls, timeout=LAUNCH_TIMEOUT)
-    except DeadlockError as error:
+    except (DeadlockError, WorkerError) as error:
         raise calls.explain(error) from None
 
 

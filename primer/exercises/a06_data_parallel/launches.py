@@ -68,10 +68,12 @@ class CallCounts:
         self.world_size, self.names = world_size, names
         # [rank][name][entered, left], each slot written by one rank only: no lock needed. An
         # anonymous shared mapping, which the forked ranks inherit (no file, no /dev/shm).
-        # Then, per rank, 1 + the first rank it sent to that is not its right neighbour.
-        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 1))
+        # Then, per rank, 1 + the first rank it sent to that is not its right neighbour; then
+        # 1 + the index of the first watched function it called with None instead of a tensor.
+        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 2))
         self._counts = np.frombuffer(self._memory, dtype=np.int64)
-        self._astray = self._counts[world_size * len(names) * 2:]
+        self._astray = self._counts[world_size * len(names) * 2:][:world_size]
+        self._given_none = self._counts[world_size * (len(names) * 2 + 1):]
 
     def _slot(self, rank: int, j: int, left: bool) -> int:
         return (rank * len(self.names) + j) * 2 + left
@@ -85,6 +87,8 @@ class CallCounts:
 
             def counted(*args, _original=original, _j=j, _name=name, **kwargs):
                 self._counts[self._slot(rank, _j, False)] += 1
+                if (args[0] if args else kwargs.get("tensor", 0)) is None and not self._given_none[rank]:
+                    self._given_none[rank] = _j + 1
                 if _name in ("send", "isend"):
                     dst = args[1] if len(args) > 1 else kwargs.get("dst", kwargs.get("group_dst"))
                     if isinstance(dst, int) and dst != (rank + 1) % self.world_size \
@@ -106,6 +110,13 @@ class CallCounts:
         named = self._explain_deadlock(error) if isinstance(error, DeadlockError) else None
         astray = [(r, int(d) - 1) for r, d in enumerate(self._astray) if d]
         forbidden = "may use only" in str(error)  # ring_allreduce's collectives: said already
+        none = [(r, self.names[int(j) - 1]) for r, j in enumerate(self._given_none) if j]
+        if named is None and none:
+            r, name = none[0]
+            named = type(error)(
+                f"rank {r} of {self.world_size} called dist.{name}(None): a parameter that does "
+                "not require grad (frozen) has no gradient, its .grad is None; skip the "
+                "parameters whose p.grad is None.")
         if named is None and astray and not forbidden:
             r, d = astray[0]
             first = str(error).split("\n", 1)[0]

@@ -31,7 +31,7 @@ def allreduce_the_weights(model):
         dist.all_reduce(p.data, op=dist.ReduceOp.AVG)
 
 
-@mutant("allreduce_gradients", fails=("averages",))
+@mutant("allreduce_gradients", hint="its .grad is None", fails=("averages",))
 def allreduce_crashes_on_frozen(model):
     for p in model.parameters():
         dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)  # p.grad is None for a frozen parameter
