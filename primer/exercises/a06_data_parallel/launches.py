@@ -68,12 +68,13 @@ class CallCounts:
         self.world_size, self.names = world_size, names
         # [rank][name][entered, left], each slot written by one rank only: no lock needed. An
         # anonymous shared mapping, which the forked ranks inherit (no file, no /dev/shm).
-        # Then, per rank, 1 + the first rank it sent to that is not its right neighbour; then
-        # 1 + the index of the first watched function it called with None instead of a tensor.
-        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 2))
+        # Then, per rank: 1 + the first rank it sent to that is not its right neighbour; 1 + the
+        # index of the first watched function it called with None instead of a tensor; how many
+        # isend requests it dropped without waiting for them.
+        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 3))
         self._counts = np.frombuffer(self._memory, dtype=np.int64)
-        self._astray = self._counts[world_size * len(names) * 2:][:world_size]
-        self._given_none = self._counts[world_size * (len(names) * 2 + 1):]
+        self._astray, self._given_none, self._dropped = (
+            self._counts[world_size * (len(names) * 2 + k):][:world_size] for k in range(3))
 
     def _slot(self, rank: int, j: int, left: bool) -> int:
         return (rank * len(self.names) + j) * 2 + left
@@ -96,7 +97,7 @@ class CallCounts:
                         self._astray[rank] = dst + 1
                 out = _original(*args, **kwargs)
                 self._counts[self._slot(rank, _j, True)] += 1
-                return out
+                return _Request(out, self._dropped, rank) if _name == "isend" and out else out
             setattr(dist, name, counted)
             setattr(distributed_c10d, name, counted)
 
@@ -142,7 +143,32 @@ class CallCounts:
                     "deadlock: every rank was waiting in a blocking dist.send at once, so none "
                     "reached its recv. Send with req = dist.isend(...), then dist.recv(...), then "
                     "req.wait().")
+        dropped = [r for r, n in enumerate(self._dropped) if n]
+        if dropped:
+            return DeadlockError(
+                f"deadlock: {_ranks(dropped)} of {self.world_size} let go of dist.isend requests "
+                "without calling their wait(), and a rank waited for a message that never came: "
+                "a message is only sure to be delivered once req.wait() has returned. Keep each "
+                "request: req = dist.isend(...), then dist.recv(...), then req.wait().")
         return None
+
+
+class _Request:
+    """An isend's work handle that counts, in `dropped[rank]`, being let go of unwaited."""
+
+    def __init__(self, work, dropped, rank):
+        self._work, self._dropped, self._rank, self._waited = work, dropped, rank, False
+
+    def wait(self, *args, **kwargs):
+        self._waited = True
+        return self._work.wait(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._work, name)
+
+    def __del__(self):
+        if not self._waited:
+            self._dropped[self._rank] += 1
 
 
 def _ranks(ranks: list[int]) -> str:
