@@ -71,10 +71,11 @@ class CallCounts:
         # Then, per rank: 1 + the first rank it sent to that is not its right neighbour; 1 + the
         # index of the first watched function it called with None instead of a tensor; how many
         # isend requests it dropped without waiting for them.
-        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 3))
+        # And 1000 · (k + 1) + m for the first chunk(k) that gave m ≠ k chunks.
+        self._memory = mmap.mmap(-1, 8 * world_size * (len(names) * 2 + 4))
         self._counts = np.frombuffer(self._memory, dtype=np.int64)
-        self._astray, self._given_none, self._dropped = (
-            self._counts[world_size * (len(names) * 2 + k):][:world_size] for k in range(3))
+        self._astray, self._given_none, self._dropped, self._chunked = (
+            self._counts[world_size * (len(names) * 2 + k):][:world_size] for k in range(4))
 
     def _slot(self, rank: int, j: int, left: bool) -> int:
         return (rank * len(self.names) + j) * 2 + left
@@ -101,6 +102,18 @@ class CallCounts:
             setattr(dist, name, counted)
             setattr(distributed_c10d, name, counted)
 
+    def watch_chunk(self, rank: int) -> None:
+        """In a worker: note a tensor.chunk(k) (or torch.chunk) that gives fewer than k chunks."""
+        original = torch.Tensor.chunk
+
+        def chunk(tensor, chunks, dim=0):
+            out = original(tensor, chunks, dim)
+            if len(out) != chunks and not self._chunked[rank]:
+                self._chunked[rank] = 1000 * (chunks + 1) + len(out)
+            return out
+        torch.Tensor.chunk = chunk
+        torch.chunk = chunk
+
     def calls(self, name: str) -> list[tuple[int, int]]:
         j = self.names.index(name)
         return [(int(self._counts[self._slot(r, j, False)]), int(self._counts[self._slot(r, j, True)]))
@@ -118,6 +131,14 @@ class CallCounts:
                 f"rank {r} of {self.world_size} called dist.{name}(None): a parameter that does "
                 "not require grad (frozen) has no gradient, its .grad is None; skip the "
                 "parameters whose p.grad is None.")
+        chunked = [(r, int(c) // 1000 - 1, int(c) % 1000) for r, c in enumerate(self._chunked) if c]
+        if named is None and chunked and not forbidden:
+            r, k, m = chunked[0]
+            named = type(error)(
+                f"rank {r} of {self.world_size}: tensor.chunk({k}) gave {m} chunks, not {k} "
+                "(chunk() cuts pieces of ⌈n/k⌉ elements and leaves out the empty ones); "
+                "tensor_split(W) always gives W chunks, some of them empty when n < W "
+                f"(then {str(error).splitlines()[0]})")
         if named is None and astray and not forbidden:
             r, d = astray[0]
             first = str(error).split("\n", 1)[0]

@@ -91,6 +91,7 @@ def _ring_worker(rank, world_size, fn, shape, seed, calls):
     _forbid_collectives(process_group=not getattr(fn, "_primer_reference", False))
     sent = _record_sends()
     calls.watch(rank)
+    calls.watch_chunk(rank)
     fn(tensor)
     return {"tensor": tensor.numpy().copy(), "sent": sent}
 

@@ -209,7 +209,7 @@ def ring_with_distributed_c10d_all_reduce(tensor):
     return tensor
 
 
-@mutant("ring_allreduce", fails=("uneven",))
+@mutant("ring_allreduce", hint="tensor_split(W) always gives W chunks", fails=("uneven",))
 def ring_with_torch_chunk(tensor):
     # torch.chunk gives fewer than W chunks for small sizes (5 elements on 4 ranks: 2, 2, 1).
     return _ring_phases(tensor, split=lambda flat, world: flat.chunk(world))
