@@ -15,7 +15,10 @@ One module per exercise, in the notebook's order:
 - overlapped_dp.py: `OverlappedDP` (bucketed asynchronous all-reduces vs. DistributedDataParallel).
 launches.py holds what they share: the launch and check deadlines (LAUNCH_TIMEOUT,
 CHECK_TIMEOUT), the caching of the reference's launches, the conversion of the workers' outputs,
-and the seeded models, data and shards the workers build.
+the seeded models, data and shards the workers build, and CallCounts, which names the cause of a
+deadlock or a rank's error from what each rank called (a rank that never called the collective,
+blocking sends on every rank, isend requests never waited for, a send to the wrong neighbour,
+all_reduce of a None gradient).
 Mutants used to test these checks: tests/mutants/a06_data_parallel/ (the same module names).
 """
 

@@ -12,11 +12,12 @@ from torch import nn
 
 from primer.exercises._common import seed_from
 from primer.grading import Case, Check, Hint, register
-from primer.launch import launch
+from primer.launch import DeadlockError, WorkerError, launch
 
 from .launches import (
     CHECK_TIMEOUT,
     LAUNCH_TIMEOUT,
+    CallCounts,
     _data,
     _numpy,
     _reference,
@@ -46,7 +47,8 @@ class _FullBatch:
 FULL_BATCH = _FullBatch()
 
 
-def _gradients_worker(rank, world_size, fn, seed, frozen):
+def _gradients_worker(rank, world_size, fn, seed, frozen, calls):
+    calls.watch(rank)
     model = _seeded_model(seed, *_WIDTHS)
     if frozen:
         model[0].bias.requires_grad_(False)  # a frozen parameter has no gradient
@@ -59,7 +61,17 @@ def _gradients_worker(rank, world_size, fn, seed, frozen):
 @_reference_cached
 def _run_gradients(fn, case: Case):
     world_size, seed, frozen = case.args
-    return _tensors(launch(_gradients_worker, world_size, fn, seed, frozen, timeout=LAUNCH_TIMEOUT))
+    return _tensors(_launch_counted(_gradients_worker, world_size, fn, seed, frozen))
+
+
+def _launch_counted(worker, world_size, *args):
+    """launch(worker, ...), with a deadlock's or a rank's error's cause named when the ranks'
+    calls of all_reduce show it (CallCounts)."""
+    calls = CallCounts(world_size, ("all_reduce",))
+    try:
+        return launch(worker, world_size, *args, calls, timeout=LAUNCH_TIMEOUT)
+    except (DeadlockError, WorkerError) as error:
+        raise calls.explain(error) from None
 
 
 def _train(model, x, y, steps: int, sync: Callable | None):
@@ -73,7 +85,8 @@ def _train(model, x, y, steps: int, sync: Callable | None):
     return _numpy(model.parameters())
 
 
-def _training_worker(rank, world_size, fn, seed, steps):
+def _training_worker(rank, world_size, fn, seed, steps, calls):
+    calls.watch(rank)
     model = _seeded_model(seed, *_WIDTHS)
     x, y = _data(seed + 1, 4 * world_size, _WIDTHS[0], _WIDTHS[-1])
     return _train(model, _shard(x, rank, world_size), _shard(y, rank, world_size), steps, fn)
@@ -86,7 +99,7 @@ def _run_training(fn, case: Case):
         model = _seeded_model(seed, *_WIDTHS)
         x, y = _data(seed + 1, 4 * world_size, _WIDTHS[0], _WIDTHS[-1])
         return _tensors([_train(model, x, y, steps, None)] * world_size)
-    return _tensors(launch(_training_worker, world_size, fn, seed, steps, timeout=LAUNCH_TIMEOUT))
+    return _tensors(_launch_counted(_training_worker, world_size, fn, seed, steps))
 
 
 def _gradient_cases(gen):
@@ -111,6 +124,20 @@ def _allreduce_reduce_to_rank0(model):
             dist.reduce(p.grad, dst=0)
             if dist.get_rank() == 0:
                 p.grad /= dist.get_world_size()
+
+
+def _allreduce_reduce_then_divide(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.reduce(p.grad, dst=0)  # the other ranks keep what gloo left in their buffer
+            p.grad /= dist.get_world_size()
+
+
+def _allreduce_divide_by_two(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= 2
 
 
 def _allreduce_nothing(model):
@@ -142,8 +169,11 @@ _ALLREDUCE_HINTS = (
          "different gradients; divide the sum by dist.get_world_size(), the same on every rank."),
     Hint(_allreduce_sum, "this matches summing the gradients: divide by the world size to get "
          "the average (or use op=ReduceOp.AVG)."),
-    Hint(_allreduce_reduce_to_rank0, "only rank 0 received the averaged gradient (dist.reduce): "
-         "use dist.all_reduce so that every rank takes the same step."),
+    *(Hint(mistake, "only rank 0 received the averaged gradient (dist.reduce): use "
+           "dist.all_reduce so that every rank takes the same step.")
+      for mistake in (_allreduce_reduce_to_rank0, _allreduce_reduce_then_divide)),
+    Hint(_allreduce_divide_by_two, "this matches dividing the sum by 2 whatever the number of "
+         "ranks: divide by dist.get_world_size() (here 3), or use op=ReduceOp.AVG."),
     Hint(_allreduce_average_twice, "this matches dividing twice: op=ReduceOp.AVG already "
          "averages, so either use it or sum and divide by the world size, not both."),
 )

@@ -8,11 +8,12 @@ from torch import nn
 
 from primer.exercises._common import seed_from
 from primer.grading import Case, Check, Hint, register
-from primer.launch import launch
+from primer.launch import DeadlockError, launch
 
 from .launches import (
     CHECK_TIMEOUT,
     LAUNCH_TIMEOUT,
+    CallCounts,
     _numpy,
     _reference,
     _reference_cached,
@@ -28,7 +29,8 @@ def _reference_broadcast(model: nn.Module, src: int = 0) -> None:
             dist.broadcast(tensor, src)
 
 
-def _broadcast_worker(rank, world_size, fn, seed, src, batchnorm):
+def _broadcast_worker(rank, world_size, fn, seed, src, batchnorm, calls):
+    calls.watch(rank)
     # Every rank initializes its replica from a different seed: only a broadcast makes them equal.
     model = _seeded_model(seed + 1000 * rank, 5, 7, 3, batchnorm=batchnorm)
     storage = [t.data_ptr() for t in model.state_dict().values()]
@@ -46,8 +48,12 @@ _IN_PLACE = "written in place (the model keeps its own tensors)"
 @_reference_cached
 def _run_broadcast(fn, case: Case):
     world_size, seed, src, batchnorm = case.args
-    return _tensors(launch(_broadcast_worker, world_size, fn, seed, src, batchnorm,
-                           timeout=LAUNCH_TIMEOUT))
+    calls = CallCounts(world_size, ("broadcast",))
+    try:
+        return _tensors(launch(_broadcast_worker, world_size, fn, seed, src, batchnorm, calls,
+                               timeout=LAUNCH_TIMEOUT))
+    except DeadlockError as error:
+        raise calls.explain(error) from None
 
 
 def _broadcast_cases(sources, batchnorm=False):

@@ -63,13 +63,15 @@ def _text_buckets(params, bucket_cap_mb) -> list[int]:
 
 
 class _Watched:
-    """A work handle that notes in its log entry when it is waited for (or its future taken)."""
+    """A work handle that notes in its log entry when it is waited for (or its future taken),
+    and whether wait() came while backward still had gradients to produce (`early()`)."""
 
-    def __init__(self, work, entry):
-        self._work, self._entry = work, entry
+    def __init__(self, work, entry, early):
+        self._work, self._entry, self._early = work, entry, early
 
     def wait(self, *args, **kwargs):
         self._entry["waited"] = True
+        self._entry["waited_early"] = self._entry.get("waited_early", False) or self._early()
         return self._work.wait(*args, **kwargs)
 
     def get_future(self):
@@ -97,7 +99,10 @@ def _overlap_worker(rank, world_size, cls, seed, steps, bucket_cap_mb, record):
                      "in_backward": state["in_backward"], "waited": not async_op}
             log.append(entry)
             work = original(tensor, *args, **kwargs)
-            return _Watched(work, entry) if async_op else work
+            return _Watched(work, entry, early) if async_op else work
+
+        def early():  # backward runs and not every gradient exists yet: a hook is waiting
+            return state["in_backward"] and state["ready"] < len(params)
         dist.all_reduce = recording
     wrapped = cls(model, bucket_cap_mb=bucket_cap_mb)
     x, y = _data(seed + 1, 8 * world_size, _DP_WIDTHS[0], _DP_WIDTHS[-1])
@@ -132,7 +137,8 @@ _OVERLAP = ("every gradient is all-reduced exactly once per step",
             "several buckets when the model is larger than bucket_cap_mb",
             "one bucket when the whole model fits in bucket_cap_mb",
             "every all-reduce is waited for (work.wait()) before the optimizer step",
-            "elements per bucket, in the order all-reduced")
+            "elements per bucket, in the order all-reduced",
+            "no all-reduce is waited for while backward still produces gradients")
 
 
 @_reference_cached
@@ -157,6 +163,7 @@ def _run_overlap(cls, case: Case):
     else:
         out[_OVERLAP[3]] = bool(log) and log[0]["ready"] < results[0]["tensors"]
         out[_OVERLAP[4]] = len(log) >= 2
+        out[_OVERLAP[8]] = not any(e.get("waited_early") for e in log)
     # The buckets the text defines. DDP's own (the reference's) may be cut differently, so the
     # reference's are derived from the rule; the learner's are what their all-reduces carried.
     out[_OVERLAP[7]] = (results[0]["buckets"] if cls is _ddp_with_hook
@@ -168,17 +175,20 @@ class _BucketMistake(nn.Module):
     """A correct OverlappedDP but for one mistake (the hints below)."""
 
     def __init__(self, model, bucket_cap_mb=25.0, forward_order=False, at_most=False,
-                 divide=True, reset=True, async_op=True, in_hook=True, stale=False):
+                 divide=True, reset=True, async_op=True, in_hook=True, stale=False,
+                 megabyte=2**20, in_elements=False, wait_in_hook=False, copy_back=True,
+                 wait_last_only=False):
         super().__init__()
         self.divide, self.reset, self.async_op, self.in_hook = divide, reset, async_op, in_hook
         self.stale = stale  # with reset=False: copy back the first step's flat tensors forever
+        self.wait_in_hook, self.copy_back, self.wait_last_only = wait_in_hook, copy_back, wait_last_only
         self.module = model
         params = list(model.parameters())
         order = params if forward_order else params[::-1]
-        cap = bucket_cap_mb * 2**20
+        cap = bucket_cap_mb * megabyte
         self.buckets, current, size = [], [], 0
         for p in order:
-            nbytes = p.numel() * p.element_size()
+            nbytes = p.numel() * (1 if in_elements else p.element_size())
             if at_most and current and size + nbytes > cap:
                 self.buckets.append(current)
                 current, size = [], 0
@@ -203,6 +213,8 @@ class _BucketMistake(nn.Module):
     def _start(self, i):
         flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[i]])
         self.work[i] = (flat, dist.all_reduce(flat, async_op=self.async_op))
+        if self.wait_in_hook:
+            self.work[i][1].wait()
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -211,11 +223,13 @@ class _BucketMistake(nn.Module):
         for i in range(len(self.buckets)) if not self.in_hook else ():
             self._start(i)
         world = dist.get_world_size() if self.divide else 1
+        last = max(self.work, default=None)
         for i, (flat, work) in self.work.items():
-            if self.async_op:
+            if self.async_op and not self.wait_in_hook and (i == last or not self.wait_last_only):
                 work.wait()
             for q, part in zip(self.buckets[i], flat.split([q.numel() for q in self.buckets[i]])):
-                torch.div(part.view_as(q), world, out=q.grad)
+                if self.copy_back:
+                    torch.div(part.view_as(q), world, out=q.grad)
         if not self.stale:
             self.work = {}
         if self.reset:
@@ -232,7 +246,7 @@ def _buckets_at_most(model, bucket_cap_mb=25.0):
 
 def _mistake(**flags):
     def make(model, bucket_cap_mb=25.0):
-        return _BucketMistake(model, bucket_cap_mb, **flags)
+        return _BucketMistake(model, **{"bucket_cap_mb": bucket_cap_mb, **flags})
     return make
 
 
@@ -243,6 +257,9 @@ _MATCHES_HINTS = (
            "step: the counts of arrived gradients must start from zero again in "
            "finish_gradient_synchronization, or no bucket is ever complete again.")
       for stale in (False, True)),
+    Hint(_mistake(copy_back=False), "this matches gradients that were never averaged: the "
+         "all-reduce sums the flat tensor, a copy, so copy its result back into each "
+         "parameter's .grad (divided by the world size) in finish_gradient_synchronization."),
 )
 
 _OVERLAP_HINTS = (
@@ -257,6 +274,20 @@ _OVERLAP_HINTS = (
          "which backward produces their gradients."),
     Hint(_buckets_at_most, "this matches buckets that stay at most bucket_cap_mb: keep adding "
          "parameters until the bucket holds at least bucket_cap_mb, then start a new one."),
+    Hint(_mistake(wait_in_hook=True), "this matches waiting for each all-reduce in the hook "
+         "that starts it (work.wait() right after dist.all_reduce): backward then stops until "
+         "the bucket is reduced, so nothing overlaps. Keep the work handle and wait for it in "
+         "finish_gradient_synchronization."),
+    Hint(_mistake(wait_last_only=True), "not every all-reduce was waited for: call wait() on "
+         "the work handle of every bucket, not only the last one, before you copy its flat "
+         "tensor back (an all-reduce may still be running)."),
+    Hint(_mistake(bucket_cap_mb=0.0), "this matches one bucket per parameter: add parameters "
+         "to a bucket until it holds at least bucket_cap_mb MiB, so that each all-reduce "
+         "carries several gradients."),
+    Hint(_mistake(in_elements=True), "this matches bucket sizes counted in elements: "
+         "bucket_cap_mb is in bytes (MiB), p.numel() * p.element_size() for each parameter."),
+    Hint(_mistake(megabyte=10**6), "this matches a megabyte of 10^6 bytes: bucket_cap_mb "
+         "counts MiB, 2^20 = 1,048,576 bytes."),
 )
 
 
@@ -267,12 +298,14 @@ def _dp_cases(specs):
     return cases
 
 
+# bucket_cap_mb=0.017 cuts the 8 tensors (38,672 bytes) into buckets of 4,484 and 5,184 elements;
+# 0.017 × 10^6 bytes would cut them at 4,420 (a megabyte of 10^6 bytes instead of 2^20 shows).
 register(
     Check("OverlappedDP", "matches_ddp", "K steps give the same parameters as DDP",
           _dp_cases([(2, 0.02, 4), (3, 0.01, 4)]), _DDPReference, run=_run_matches_ddp,
           hints=_MATCHES_HINTS, timeout=CHECK_TIMEOUT, points=2, levels=("rank", "parameter tensor")),
     Check("OverlappedDP", "overlaps_backward",
           "buckets are all-reduced asynchronously while backward still runs",
-          _dp_cases([(2, 0.02, 3), (2, 25.0, 3)]), _DDPReference, run=_run_overlap,
+          _dp_cases([(2, 0.017, 3), (2, 25.0, 3)]), _DDPReference, run=_run_overlap,
           hints=_OVERLAP_HINTS, timeout=CHECK_TIMEOUT, points=2),
 )

@@ -9,10 +9,10 @@ import torch.distributed as dist
 
 from primer.exercises._common import seed_from
 from primer.grading import Case, Check, Hint, register
-from primer.launch import launch
+from primer.launch import DeadlockError, WorkerError, launch
 from primer.rules import forbid
 
-from .launches import CHECK_TIMEOUT, LAUNCH_TIMEOUT, _reference, _reference_cached
+from .launches import CHECK_TIMEOUT, LAUNCH_TIMEOUT, CallCounts, _reference, _reference_cached
 
 # The collectives, saved before the ring check replaces them (the reference uses the real one).
 _ALL_REDUCE = dist.all_reduce
@@ -83,13 +83,15 @@ def _record_sends() -> list[tuple[int, int]]:
     return sent
 
 
-def _ring_worker(rank, world_size, fn, shape, seed):
+def _ring_worker(rank, world_size, fn, shape, seed, calls):
     g = torch.Generator().manual_seed(seed + rank)
     tensor = torch.randn(*shape, generator=g)
     # The workers are forked: this changes nothing in the notebook. The reference's saved
     # dist.all_reduce goes through the process group's own allreduce, which stays for it.
     _forbid_collectives(process_group=not getattr(fn, "_primer_reference", False))
     sent = _record_sends()
+    calls.watch(rank)
+    calls.watch_chunk(rank)
     fn(tensor)
     return {"tensor": tensor.numpy().copy(), "sent": sent}
 
@@ -97,8 +99,18 @@ def _ring_worker(rank, world_size, fn, shape, seed):
 @_reference_cached
 def _run_ring(fn, case: Case):
     world_size, shape, seed = case.args
-    results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
+    results = _launch_ring(world_size, fn, shape, seed)
     return [torch.from_numpy(r["tensor"]) for r in results]
+
+
+def _launch_ring(world_size, fn, shape, seed):
+    """The ring's launch; a deadlock of blocking sends, or a failure after a send to the wrong
+    neighbour, is named as such (CallCounts)."""
+    calls = CallCounts(world_size, ("send", "isend"))
+    try:
+        return launch(_ring_worker, world_size, fn, shape, seed, calls, timeout=LAUNCH_TIMEOUT)
+    except (DeadlockError, WorkerError) as error:
+        raise calls.explain(error) from None
 
 
 _TRAFFIC = ("the ranks each rank sent to (a ring: only the next one, (r + 1) mod W)",
@@ -115,7 +127,7 @@ def _run_ring_traffic(fn, case: Case):
     if fn is RING_DEFINITION:
         return {_TRAFFIC[0]: [[(rank + 1) % world_size] for rank in range(world_size)],
                 **{key: True for key in _TRAFFIC[1:]}}
-    results = launch(_ring_worker, world_size, fn, shape, seed, timeout=LAUNCH_TIMEOUT)
+    results = _launch_ring(world_size, fn, shape, seed)
     n, chunk = math.prod(shape), math.ceil(math.prod(shape) / world_size)
     sends = [r["sent"] for r in results]
     return {
@@ -129,14 +141,16 @@ def _run_ring_traffic(fn, case: Case):
 
 def _ring_cases(specs):
     def cases(gen):
-        return [Case(f"{w} ranks, tensor of shape {shape}", (w, shape, seed_from(gen)))
+        return [Case(f"{w} ranks, tensor of shape {shape}" + (
+                    " (fewer elements than ranks: some of the W chunks of tensor_split(W) are "
+                    "empty)" if math.prod(shape) < w else ""), (w, shape, seed_from(gen)))
                 for w, shape in specs]
     return cases
 
 
 def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gather: bool = True,
                   gather_adds: bool = False, scatter_overwrites: bool = False,
-                  all_gather_shift: int = 0):
+                  all_gather_shift: int = 0, extra_scatter_step: bool = False):
     """A ring with one thing wrong (the hints below)."""
     def ring(tensor):
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -147,7 +161,7 @@ def _ring_mistake(all_gather_start: int = 1, drop_remainder: bool = False, gathe
         else:
             chunks = list(flat.tensor_split(world))
         right, left = (rank + 1) % world, (rank - 1) % world
-        for step in range(world - 1):
+        for step in range(world - 1 + extra_scatter_step):
             send, recv = (rank - step) % world, (rank - step - 1) % world
             request = dist.isend(chunks[send], right)
             incoming = torch.empty_like(chunks[recv])
@@ -214,6 +228,9 @@ _TRAFFIC_HINTS = (
          "the text's ring sends to the right, (r + 1) mod W, and receives from (r − 1) mod W."),
     Hint(_ring_whole_tensors, "this matches passing the whole tensor around the ring: the ring "
          "sends chunks of about n/W elements (tensor_split(W)), 2(W − 1) of them per rank."),
+    Hint(_ring_mistake(extra_scatter_step=True), "this matches a reduce-scatter of W "
+         "steps: it takes W − 1 (s = 0, ..., W − 2), as does the all-gather, so that each rank "
+         "sends 2(W − 1) chunks in all."),
 )
 
 

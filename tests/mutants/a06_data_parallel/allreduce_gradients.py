@@ -31,7 +31,7 @@ def allreduce_the_weights(model):
         dist.all_reduce(p.data, op=dist.ReduceOp.AVG)
 
 
-@mutant("allreduce_gradients", fails=("averages",))
+@mutant("allreduce_gradients", hint="its .grad is None", fails=("averages",))
 def allreduce_crashes_on_frozen(model):
     for p in model.parameters():
         dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)  # p.grad is None for a frozen parameter
@@ -111,3 +111,21 @@ def allreduce_prescaled_and_reassigned(model):
             g = p.grad / world
             dist.all_reduce(g)
             p.grad = g
+
+
+@mutant("allreduce_gradients", hint="only rank 0", fails=("averages", "matches_single_process"))
+def allreduce_reduce_and_divide_everywhere(model):
+    world = dist.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.reduce(p.grad, 0)
+            p.grad.div_(world)
+
+
+@mutant("allreduce_gradients", hint="by 2 whatever the number of ranks",
+        fails=("averages", "matches_single_process"))
+def allreduce_halves(model):
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.mul_(0.5)

@@ -255,16 +255,17 @@ class _Buckets(nn.Module):
     """Buckets, hooks and the final wait, with switches for the mistakes below."""
 
     REVERSE, DIVIDE, WAIT, RESET, ASYNC, IN_HOOK = True, True, True, True, True, True
+    MB, BYTES, COPY_BACK = 2**20, True, True
 
     def __init__(self, model, bucket_cap_mb=25.0):
         super().__init__()
         self.module = model
         params = list(model.parameters())
-        cap = bucket_cap_mb * 2**20
+        cap = bucket_cap_mb * self.MB
         self.buckets, current, size = [], [], 0
         for p in (params[::-1] if self.REVERSE else params):
             current.append(p)
-            size += p.numel() * p.element_size()
+            size += p.numel() * (p.element_size() if self.BYTES else 1)
             if size >= cap:
                 self.buckets.append(current)
                 current, size = [], 0
@@ -298,7 +299,8 @@ class _Buckets(nn.Module):
             if self.WAIT and work is not None and self.ASYNC:
                 work.wait()
             for q, part in zip(bucket, flat.split([q.numel() for q in bucket])):
-                torch.div(part.view_as(q), world, out=q.grad)
+                if self.COPY_BACK:
+                    torch.div(part.view_as(q), world, out=q.grad)
         self.work = [None] * len(self.buckets)
         if self.RESET:
             self.ready = [0] * len(self.buckets)
@@ -337,3 +339,41 @@ class OverlappedDPBlockingAllReduce(_Buckets):
 @mutant("OverlappedDP", hint="after backward", fails=("overlaps_backward",))
 class OverlappedDPAllReducesAfterBackward(_Buckets):
     IN_HOOK = False
+
+
+@mutant("OverlappedDP", hint="10^6 bytes", fails=("overlaps_backward",))
+class OverlappedDPDecimalMegabytes(_Buckets):
+    MB = 10**6
+
+
+@mutant("OverlappedDP", hint="counted in elements", fails=("overlaps_backward",))
+class OverlappedDPCapInElements(_Buckets):
+    BYTES = False
+
+
+@mutant("OverlappedDP", hint="never averaged", fails=("matches_ddp",))
+class OverlappedDPNeverCopiesBack(_Buckets):
+    COPY_BACK = False  # the flat tensors are reduced, p.grad keeps this rank's own gradient
+
+
+@mutant("OverlappedDP", hint="one bucket per parameter", fails=("overlaps_backward",))
+class OverlappedDPBucketPerTensor(_Buckets):
+    def __init__(self, model, bucket_cap_mb=25.0):
+        super().__init__(model, bucket_cap_mb=1e-9)  # every tensor is over the cap alone
+
+
+@mutant("OverlappedDP", hint="waiting for each all-reduce in the hook", fails=("overlaps_backward",))
+class OverlappedDPWaitsInTheHook(_Buckets):
+    def _start(self, i):
+        super()._start(i)
+        self.work[i].wait()  # async_op=True, but backward stops here until the bucket is reduced
+
+
+@mutant("OverlappedDP", hint="not only the last one", fails=("overlaps_backward",))
+class OverlappedDPWaitsForTheLastOnly(_Buckets):
+    def finish_gradient_synchronization(self):
+        started = [w for w in self.work if w is not None]
+        if started:
+            started[-1].wait()
+        self.work = [None] * len(self.work)  # the base class then waits for nothing
+        super().finish_gradient_synchronization()

@@ -6,7 +6,7 @@ import torch.distributed as dist
 from tests.mutants import alternative, mutant
 
 
-@mutant("ring_allreduce", hint="deadlock", fails=("two_ranks", "uneven", "traffic"))
+@mutant("ring_allreduce", hint="waiting in a blocking dist.send", fails=("two_ranks", "uneven", "traffic"))
 def ring_with_blocking_sends(tensor):
     rank, world = dist.get_rank(), dist.get_world_size()
     chunks = list(tensor.view(-1).tensor_split(world))
@@ -208,7 +208,7 @@ def ring_with_distributed_c10d_all_reduce(tensor):
     return tensor
 
 
-@mutant("ring_allreduce", fails=("uneven",))
+@mutant("ring_allreduce", hint="tensor_split(W) always gives W chunks", fails=("uneven",))
 def ring_with_torch_chunk(tensor):
     # torch.chunk gives fewer than W chunks for small sizes (5 elements on 4 ranks: 2, 2, 1).
     return _ring_phases(tensor, split=lambda flat, world: flat.chunk(world))
@@ -284,4 +284,70 @@ def ring_all_gather_repeats_the_reduce_scatter_chunks(tensor):
                 chunks[recv_i] += incoming
             else:
                 chunks[recv_i].copy_(incoming)
+    return tensor
+
+
+@mutant("ring_allreduce", hint="reduce-scatter of W steps", fails=("traffic",))
+def ring_with_one_scatter_step_too_many(tensor):
+    """Sums right (the extra step's sum is overwritten by the all-gather), one chunk too many."""
+    world, me = dist.get_world_size(), dist.get_rank()
+    parts = tensor.view(-1).tensor_split(world)
+    for phase, steps in (("scatter", world), ("gather", world - 1)):
+        for s in range(steps):
+            out_i = (me - s) % world if phase == "scatter" else (me + 1 - s) % world
+            in_i = (me - s - 1) % world if phase == "scatter" else (me - s) % world
+            buf = torch.empty_like(parts[in_i])
+            req = dist.isend(parts[out_i], dst=(me + 1) % world)
+            dist.recv(buf, src=(me - 1) % world)
+            req.wait()
+            if phase == "scatter":
+                parts[in_i].add_(buf)
+            else:
+                parts[in_i].copy_(buf)
+    return tensor
+
+
+@mutant("ring_allreduce", hint="not to its right neighbour", fails=("uneven",))
+def ring_reversed_with_the_texts_chunks(tensor):
+    """The text's chunk indices, but sent to the left: on 3 ranks the chunks' sizes disagree."""
+    world, me = dist.get_world_size(), dist.get_rank()
+    parts = tensor.view(-1).tensor_split(world)
+    to, frm = (me - 1) % world, (me + 1) % world
+    for s in range(world - 1):
+        buf = torch.empty_like(parts[(me - s - 1) % world])
+        req = dist.isend(parts[(me - s) % world], to)
+        dist.recv(buf, frm)
+        req.wait()
+        parts[(me - s - 1) % world].add_(buf)
+    for s in range(world - 1):
+        buf = torch.empty_like(parts[(me - s) % world])
+        req = dist.isend(parts[(me + 1 - s) % world], to)
+        dist.recv(buf, frm)
+        req.wait()
+        parts[(me - s) % world].copy_(buf)
+    return tensor
+
+
+@alternative("ring_allreduce")
+def ring_pipelined_in_segments(tensor):
+    """The text's optional speed-up: each reduce-scatter chunk sent as segments (here of at most
+    2 numbers, so that the small test tensors have several), all isends first, then each segment
+    received into one reused buffer and added."""
+    segment = 2
+    world, me = dist.get_world_size(), dist.get_rank()
+    parts = tensor.view(-1).tensor_split(world)
+    right, left = (me + 1) % world, (me - 1) % world
+    scratch = torch.empty(segment, dtype=tensor.dtype)
+    for s in range(world - 1):
+        requests = [dist.isend(piece, right) for piece in parts[(me - s) % world].split(segment)]
+        for piece in parts[(me - s - 1) % world].split(segment):
+            buffer = scratch[:piece.numel()]
+            dist.recv(buffer, left)
+            piece.add_(buffer)
+        for request in requests:
+            request.wait()
+    for s in range(world - 1):
+        request = dist.isend(parts[(me + 1 - s) % world], right)
+        dist.recv(parts[(me - s) % world], left)
+        request.wait()
     return tensor

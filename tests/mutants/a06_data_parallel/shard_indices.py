@@ -1,5 +1,6 @@
 """Assignment 06, shard_indices: mistakes and correct answers written differently."""
 
+import numpy as np
 import torch
 
 from tests.mutants import alternative, mutant
@@ -53,3 +54,10 @@ def shard_one_short(n, rank, world_size):
 @alternative("shard_indices")
 def shard_by_slicing_the_kept_range(n, rank, world_size):
     return list(range(n))[:n - n % world_size][rank::world_size]
+
+
+@alternative("shard_indices")
+def shard_by_reshaping_into_rows(n, rank, world_size):
+    """The kept indices as rows of world_size, rank r's column (numpy ints made Python ints)."""
+    per_rank = n // world_size
+    return [int(i) for i in np.arange(per_rank * world_size).reshape(per_rank, world_size)[:, rank]]
