@@ -66,8 +66,11 @@ def _round_inf_nan_cases(gen):
     return [
         Case("+inf and -inf", (_from_bits([0x7F800000, 0xFF800000]),)),
         # ±inf among the NaNs tells "NaN to 0" from nan_to_num (which also changes inf)
-        Case(f"{len(nans)} NaNs (quiet, signalling, payload only in the low bits), and ±inf",
-             (_from_bits(nans + [0x7F800000, 0xFF800000]),)),
+        # and two numbers that round up, so that truncating everything and truncating only
+        # the NaNs give different outputs
+        Case(f"{len(nans)} NaNs (quiet, signalling, payload only in the low bits), ±inf, and two "
+             "numbers that round up", (_from_bits(nans + [0x7F800000, 0xFF800000, 0x3F80C000,
+                                                         0xC2FF9001]),)),
         Case("largest float32 values: they round up to ±inf (and two up to the largest bfloat16)",
              (_from_bits(to_inf),)),
         Case("the largest bfloat16 and its neighbours (stay finite)",
@@ -79,12 +82,14 @@ def _round_subnormal_cases(gen):
     low = torch.randint(1, 2**23, (200,), generator=gen)
     sign = torch.randint(0, 2, (200,), generator=gen) << 31
     ties = (torch.randint(0, 128, (50,), generator=gen) << 16) | 0x8000
+    # ±0 last: flushing subnormals to zero (which may lose -0's sign too) fails on the
+    # subnormals first, and is not taken for rounding |x| and putting the sign back
     return [
-        Case("+0 and -0", (_from_bits([0, 0x80000000]),)),
         Case("200 random subnormals", (_from_bits((sign | low).tolist()),)),
         Case("subnormal ties (round to even)", (_from_bits(ties.tolist()),)),
         Case("largest subnormals: round up to the smallest normal",
              (_from_bits([0x007FFFFF, 0x807FFFFF, 0x007F8000, 0x007FC000]),)),
+        Case("+0 and -0", (_from_bits([0, 0x80000000]),)),
     ]
 
 
@@ -143,6 +148,20 @@ def _round_magnitude_then_sign(x):
     return torch.where(x < 0, -out, out)
 
 
+def _round_nan_truncated(x):
+    return torch.where(torch.isnan(x), _round_truncate(x), _round_even(x))
+
+
+def _round_flush_subnormals(signed):
+    def round_to_bfloat16(x):
+        zero = torch.copysign(torch.zeros_like(x), x) if signed else torch.zeros_like(x)
+        return torch.where(x.abs() < torch.finfo(torch.float32).tiny, zero, _round_even(x))
+    return round_to_bfloat16
+
+
+_FLUSH = ("this matches flushing subnormals to zero: float32 subnormals round to bfloat16's "
+          "subnormals like any other number (the same bit arithmetic, no special case).")
+
 _ROUND_HINTS = (
     Hint(_round_truncate, "this matches truncation (zeroing the low 16 bits). Round to the "
          "nearest: add half of the dropped range first, and break exact ties toward an even "
@@ -167,6 +186,11 @@ _ROUND_HINTS = (
     Hint(_round_magnitude_then_sign, "this matches rounding |x| and putting the sign back "
          "with x < 0: -0.0 loses its sign. Work on the bits of x itself (the sign bit needs no "
          "special case)."),
+    Hint(_round_nan_truncated, "this matches clearing the low 16 bits of NaNs (truncating "
+         "them): a NaN whose payload is only in those bits becomes ±inf. Return a NaN for NaN "
+         "inputs (x itself where torch.isnan(x))."),
+    Hint(_round_flush_subnormals(False), _FLUSH),
+    Hint(_round_flush_subnormals(True), _FLUSH),
 )
 
 
