@@ -246,7 +246,7 @@ _SCALER_HINTS = (
 
 register(
     Check("DynamicLossScaler", "no_overflow",
-          "trains like torch.amp.GradScaler when nothing overflows (gradients unscaled)",
+          "trains like torch.amp.GradScaler when nothing overflows (gradients unscaled in place)",
           _scaler_plain_cases, _reference_scaler, run=_run_scaler, hints=_SCALER_HINTS),
     Check("DynamicLossScaler", "skips_overflow",
           "skips the steps with inf/NaN gradients and backs off the scale, like GradScaler",
