@@ -155,7 +155,10 @@ def _round_nan_truncated(x):
 def _round_flush_subnormals(signed):
     def round_to_bfloat16(x):
         zero = torch.copysign(torch.zeros_like(x), x) if signed else torch.zeros_like(x)
-        return torch.where(x.abs() < torch.finfo(torch.float32).tiny, zero, _round_even(x))
+        # ±0 left alone, so that on the ±0 case this is not taken for rounding |x| (a learner
+        # who flushes ±0 too fails on the subnormals first)
+        subnormal = (x.abs() < torch.finfo(torch.float32).tiny) & (x != 0)
+        return torch.where(subnormal, zero, _round_even(x))
     return round_to_bfloat16
 
 
