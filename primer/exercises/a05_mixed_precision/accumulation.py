@@ -111,6 +111,10 @@ _ACCUMULATE_HINTS = (
          "len(micro-batch) / len(inputs)."),
     Hint(_accumulate_keeps_stale, "this matches adding to gradients left over from before: "
          "clear them first (model.zero_grad())."),
+    Hint(_accumulate_weighted(lambda k, micro, n: k / (math.ceil(n / micro) * micro)), "this "
+         "matches weighting by len(micro-batch) / (K·micro_batch_size), as if every micro-batch "
+         "were full: the batch has len(inputs) examples, so weight by len(micro-batch) / "
+         "len(inputs)."),
 )
 
 register(
@@ -144,13 +148,17 @@ def _run_micro_batches(fn, case):
     """The examples of each loss_fn call (the targets are their row numbers) and how many
     backward passes went through that call's loss."""
     model, n, micro = case.args
-    calls = []
+    calls, backward_passes = [], []  # one entry per backward pass through a loss_fn call's loss
 
     def loss_fn(prediction, target):
         loss = F.mse_loss(prediction, target)
         key = "backward() calls"
-        record = {"examples (row numbers of inputs)": target[:, 0].round().long(), key: 0}
+        record = {"examples (row numbers of inputs)": target[:, 0].round().long(), key: 0,
+                  "backward passes already done when loss_fn is called (one per earlier "
+                  "micro-batch)": len(backward_passes)}
         calls.append(record)
+        if loss.requires_grad:
+            loss.register_hook(lambda grad: backward_passes.append(1))
         if loss.requires_grad:
             loss.register_hook(lambda grad: record.update({key: record[key] + 1}))
         return loss
@@ -172,6 +180,14 @@ def _accumulate_concatenated(model, loss_fn, inputs, targets, micro_batch_size):
     loss_fn(torch.cat(predictions), targets).backward()
 
 
+def _accumulate_one_backward(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    total = sum(loss_fn(model(inputs[i:i + micro_batch_size]), targets[i:i + micro_batch_size])
+                * len(inputs[i:i + micro_batch_size]) / len(inputs)
+                for i in range(0, len(inputs), micro_batch_size))
+    total.backward()
+
+
 def _accumulate_strided(model, loss_fn, inputs, targets, micro_batch_size):
     model.zero_grad()
     k = math.ceil(len(inputs) / micro_batch_size)
@@ -189,7 +205,11 @@ register(
                       "micro-batch's activations in memory. Compute each micro-batch's loss and "
                       "call backward() on it before the next."),
                  Hint(_accumulate_strided, "this matches micro-batches taken with a stride "
-                      "(inputs[j::K]); take consecutive slices inputs[i:i + micro_batch_size].")),
+                      "(inputs[j::K]); take consecutive slices inputs[i:i + micro_batch_size]."),
+                 Hint(_accumulate_one_backward, "this matches adding up the micro-batch losses "
+                      "and calling backward() once at the end: every micro-batch's activations "
+                      "stay in memory until then. Call backward() on each micro-batch's loss "
+                      "before computing the next one.")),
           ),
 )
 
@@ -241,13 +261,15 @@ def _train_one_step(model, optimizer, loss_fn, inputs, targets, batch_size, micr
 
 
 def _train_loop(accumulate=None, drop_last=False, zero_before_step=False, step_first=False,
-                weight_by_dataset=False, never_clear=False):
+                weight_by_dataset=False, never_clear=False, whole_data=False):
     """A training loop over consecutive batches, with one knob per known mistake."""
     def train_with_accumulation(model, optimizer, loss_fn, inputs, targets, batch_size,
                                 micro_batch_size):
         stop = len(inputs) - batch_size + 1 if drop_last else len(inputs)
         for start in range(0, stop, batch_size):
             x, y = inputs[start:start + batch_size], targets[start:start + batch_size]
+            if whole_data:
+                x, y = inputs, targets
             if step_first:
                 optimizer.step()
             if accumulate is not None:
@@ -275,8 +297,9 @@ _NEVER_CLEARS = ("this matches never clearing the gradients: each step adds the 
 
 _TRAIN_HINTS = (
     Hint(_train_step_per_micro_batch, "this matches one optimizer step per "
-         "micro-batch (small-batch training); step once per batch, after "
-         "accumulating all its micro-batches."),
+         "micro-batch (small-batch training; also what swapping batch_size and "
+         "micro_batch_size gives): step once per batch of batch_size examples, after "
+         "accumulating its micro-batches with accumulate_gradients(..., micro_batch_size)."),
     Hint(_train_one_step, "this matches one step on the whole dataset; take one "
          "step per batch of batch_size examples."),
     Hint(_train_loop(drop_last=True), "this matches skipping the last, smaller batch: "
@@ -291,6 +314,9 @@ _TRAIN_HINTS = (
          "their share of the whole dataset: each step needs the gradient of its batch's mean "
          "loss, len(micro-batch) / len(batch)."),
     Hint(_train_loop(never_clear=True), _NEVER_CLEARS),
+    Hint(_train_loop(whole_data=True), "this matches accumulating the gradient of the whole "
+         "dataset at every step: each step uses its own batch only, inputs[start:start + "
+         "batch_size]."),
     Hint(_train_loop(_accumulate_with("count")), "this matches a right loop over an "
          "accumulate_gradients that weights every micro-batch 1/K (mean of the micro-batch "
          "means)" + _EXERCISE_7),

@@ -79,12 +79,14 @@ def _round_subnormal_cases(gen):
     low = torch.randint(1, 2**23, (200,), generator=gen)
     sign = torch.randint(0, 2, (200,), generator=gen) << 31
     ties = (torch.randint(0, 128, (50,), generator=gen) << 16) | 0x8000
+    # ±0 last: flushing subnormals to zero (which may lose -0's sign too) fails on the
+    # subnormals first, and is not taken for rounding |x| and putting the sign back
     return [
-        Case("+0 and -0", (_from_bits([0, 0x80000000]),)),
-        Case("200 random subnormals", (_from_bits((sign | low).tolist()),)),
         Case("subnormal ties (round to even)", (_from_bits(ties.tolist()),)),
+        Case("200 random subnormals", (_from_bits((sign | low).tolist()),)),
         Case("largest subnormals: round up to the smallest normal",
              (_from_bits([0x007FFFFF, 0x807FFFFF, 0x007F8000, 0x007FC000]),)),
+        Case("+0 and -0", (_from_bits([0, 0x80000000]),)),
     ]
 
 
@@ -143,6 +145,27 @@ def _round_magnitude_then_sign(x):
     return torch.where(x < 0, -out, out)
 
 
+def _round_nan_truncated(x):
+    return torch.where(torch.isnan(x), _round_truncate(x), _round_even(x))
+
+
+def _round_flush_subnormals(signed):
+    def round_to_bfloat16(x):
+        zero = torch.copysign(torch.zeros_like(x), x) if signed else torch.zeros_like(x)
+        # ±0 left alone, so that on the ±0 case this is not taken for rounding |x| (a learner
+        # who flushes ±0 too fails on the subnormals first)
+        subnormal = (x.abs() < torch.finfo(torch.float32).tiny) & (x != 0)
+        return torch.where(subnormal, zero, _round_even(x))
+    return round_to_bfloat16
+
+
+_FLUSH = ("this matches flushing subnormals to zero: float32 subnormals round to bfloat16's "
+          "subnormals like any other number (the same bit arithmetic, no special case).")
+
+_NAN_TRUNCATED = ("this matches clearing the low 16 bits of NaNs (truncating them): a NaN "
+                  "whose payload is only in those bits becomes ±inf. Return a NaN for NaN "
+                  "inputs (x itself where torch.isnan(x)).")
+
 _ROUND_HINTS = (
     Hint(_round_truncate, "this matches truncation (zeroing the low 16 bits). Round to the "
          "nearest: add half of the dropped range first, and break exact ties toward an even "
@@ -167,6 +190,9 @@ _ROUND_HINTS = (
     Hint(_round_magnitude_then_sign, "this matches rounding |x| and putting the sign back "
          "with x < 0: -0.0 loses its sign. Work on the bits of x itself (the sign bit needs no "
          "special case)."),
+    Hint(_round_nan_truncated, _NAN_TRUNCATED),
+    Hint(_round_flush_subnormals(False), _FLUSH),
+    Hint(_round_flush_subnormals(True), _FLUSH),
 )
 
 
@@ -198,6 +224,11 @@ def _no_16_bit_tensor(x):
 def _round_with_torch_cast(x):
     return x.to(torch.bfloat16).to(torch.float32)
 
+# On NaNs and ±inf alone, truncating every number and truncating only the NaNs give the same
+# output: there both are named by what this check is about, the NaNs.
+_INF_NAN_HINTS = tuple(Hint(h.mistake, _NAN_TRUNCATED) if h.mistake is _round_truncate else h
+                       for h in _ROUND_HINTS)
+
 register(
     Check("round_to_bfloat16", "random", "bitwise equal to torch's bfloat16 cast on random values",
           _round_random_cases, _reference_round_to_bfloat16, exact=True, hints=_ROUND_HINTS),
@@ -205,7 +236,7 @@ register(
           _round_ties_cases, _reference_round_to_bfloat16, exact=True, hints=_ROUND_HINTS, points=2),
     Check("round_to_bfloat16", "inf_and_nan",
           "keeps ±inf, keeps NaN a NaN, and rounds the largest float32 values up to inf",
-          _round_inf_nan_cases, _reference_round_to_bfloat16, exact=True, hints=_ROUND_HINTS),
+          _round_inf_nan_cases, _reference_round_to_bfloat16, exact=True, hints=_INF_NAN_HINTS),
     Check("round_to_bfloat16", "subnormals", "rounds subnormals and ±0 like torch (bitwise)",
           _round_subnormal_cases, _reference_round_to_bfloat16, exact=True, hints=_ROUND_HINTS),
     Check("round_to_bfloat16", "on_the_bits",

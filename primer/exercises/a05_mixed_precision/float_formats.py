@@ -25,9 +25,15 @@ def _smallest_subnormal(dtype: torch.dtype) -> float:
     return one.view(dtype).item()
 
 
+# float64's layout: every value of the exercise must be computed in float64 (or Python floats),
+# not in float32 tensors, which overflow to inf and underflow to 0 there. Its case comes last, so
+# that the other mistakes (some of which overflow a Python float here) fail where they did.
+FLOAT64_LAYOUT = (11, 52)
+
+
 def _reference_torch_format(exponent_bits: int, mantissa_bits: int) -> dict:
     """torch.finfo of the torch dtype with this layout."""
-    dtype = TORCH_FORMATS[(exponent_bits, mantissa_bits)]
+    dtype = {**TORCH_FORMATS, FLOAT64_LAYOUT: torch.float64}[(exponent_bits, mantissa_bits)]
     info = torch.finfo(dtype)
     return {"max": info.max, "eps": info.eps, "smallest_normal": info.smallest_normal,
             "smallest_subnormal": _smallest_subnormal(dtype)}
@@ -65,7 +71,8 @@ def _float_format_torch_cases(gen):
     order = torch.randperm(len(TORCH_FORMATS), generator=gen).tolist()
     layouts = list(TORCH_FORMATS)
     return [Case(f"{str(TORCH_FORMATS[layouts[i]])[6:]} (e={layouts[i][0]}, m={layouts[i][1]})",
-                 layouts[i]) for i in order]
+                 layouts[i]) for i in order] + [
+        Case("float64 (e=11, m=52): beyond float32's range", FLOAT64_LAYOUT)]
 
 
 # Formats torch does not have: e ≤ 8 and e + m ≤ 15 keep the decoded list small.
@@ -99,6 +106,14 @@ def _format_formula(bias_shift=0, eps_shift=0, max_mantissa=True, top_exponent_n
     return float_format
 
 
+def _format_in_float32(exponent_bits, mantissa_bits):
+    """The right formulas, computed with float32 tensors (torch.tensor(2.0) is float32)."""
+    e, m, two = exponent_bits, mantissa_bits, torch.tensor(2.0)
+    bias = 2 ** (e - 1) - 1
+    return {"max": (2 - two**-m) * two ** (2**e - 2 - bias), "eps": two**-m,
+            "smallest_normal": two ** (1 - bias), "smallest_subnormal": two ** (1 - bias - m)}
+
+
 _FORMAT_HINTS = (
     Hint(_format_formula(eps_shift=1), "this matches eps = 2^-(m+1), the largest relative "
          "rounding error (unit roundoff). eps is the gap between 1 and the next number: 2^-m."),
@@ -127,13 +142,16 @@ _FORMAT_HINTS = (
     Hint(_format_formula(finite_only=True), "this matches float8_e4m3fn's convention (no "
          "infinities, only the mantissa 1.11…1 is NaN in the all-ones exponent): the exercise "
          "is the IEEE-style format, whose all-ones exponent holds only inf and NaN."),
+    Hint(_format_in_float32, "this matches computing in float32 (torch.tensor(2.0) is a float32 "
+         "tensor): float64's max overflows to inf and its smallest numbers underflow to 0. "
+         "Compute with Python floats (2.0 ** k) or float64."),
 )
 
 register(
     # The values are powers of two (or (2 - 2^-m)·2^emax), exact in float64: any formula that is
     # right gives them to the last bit, so the tolerance is (almost) zero.
     Check("float_format", "torch_formats",
-          "matches torch.finfo for float32, bfloat16, float16 and float8_e5m2",
+          "matches torch.finfo for float32, bfloat16, float16, float8_e5m2 and float64",
           _float_format_torch_cases, _reference_torch_format, rtol=1e-12, atol=0.0,
           hints=_FORMAT_HINTS, points=2),
     Check("float_format", "any_format",

@@ -240,6 +240,18 @@ def _dequantize_scale_twice(q, scale):
     return q.to(torch.float32) * scale * scale
 
 
+def _dequantize_bit_patterns(q, scale):
+    return q.view(torch.uint8).to(torch.float32) * scale
+
+
+def _dequantize_float8_arithmetic(q, scale):
+    return q * scale
+
+
+def _dequantize_half_times_scale(q, scale):
+    return q.half() * scale
+
+
 register(
     # q·scale is one float32 product of two exact numbers: every right answer gives it to the
     # last bit, so float32's rtol and no atol (values near 1e-3 · scale must not hide errors).
@@ -257,5 +269,13 @@ register(
                         "(it overflows above 65504): convert q to float32 (q.float() * scale).")
                    for back in (False, True)),
                  Hint(_dequantize_scale_twice, "this matches multiplying by the scale twice: "
-                      "x ≈ q·scale, once."))),
+                      "x ≈ q·scale, once."),
+                 Hint(_dequantize_half_times_scale, "this matches computing in float16 "
+                      "(it overflows above 65504): convert q to float32 (q.float() * scale)."),
+                 Hint(_dequantize_bit_patterns, "this matches reading q's bit patterns as "
+                      "integers (q.view(torch.uint8)): convert the float8 values themselves, "
+                      "q.float() * scale."),
+                 Hint(_dequantize_float8_arithmetic, "this matches multiplying the float8 "
+                      "tensor q itself: torch has no float8 arithmetic on the CPU. Convert it "
+                      "first: q.float() * scale."))),
 )

@@ -42,7 +42,7 @@ def _run_scaler(cls, case):
         opt = (torch.optim.SGD(params, lr=0.05, momentum=0.9) if setup["optimizer"] == "momentum"
                else torch.optim.AdamW(params, lr=1e-2))
     scaler = cls(**case.kwargs)
-    scales, skipped = [], []
+    scales, skipped, replaced = [], [], 0
     for step in range(setup["steps"]):
         opt.zero_grad()
         loss = F.mse_loss(model(setup["x"]), setup["y"])
@@ -50,17 +50,20 @@ def _run_scaler(cls, case):
         if step in setup["overflow"]:
             with torch.no_grad():
                 params[setup["param"][step]].grad.view(-1)[0] = float(setup["overflow"][step])
+        grads = [p.grad for p in params]
         if setup["clip"] is not None:
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, setup["clip"])
         before = [p.detach().clone() for p in params]
         scaler.step(opt)
         scaler.update()
+        replaced += sum(p.grad is not g for p, g in zip(params, grads))
         skipped.append(all(torch.equal(b, p.detach()) for b, p in zip(before, params)))
         scale = scaler.scale(torch.ones((), dtype=torch.float32))
         scales.append(float(scale) if isinstance(scale, (torch.Tensor, int, float)) else scale)
     return {"scale after each step": scales, "skipped steps": skipped,
-            "final parameters": [p.detach() for p in params]}
+            "final parameters": [p.detach() for p in params],
+            "gradient tensors replaced by new ones (0: each divided in place)": replaced}
 
 
 def _scaler_plain_cases(gen):
@@ -129,6 +132,11 @@ class _ScalerBase:
     grow_every_step = False  # once the count reached growth_interval, grows at every clean step
     clear_found = True  # forget this step's overflow after update()
     update_in_step = False  # step() also updates the scale (then the user's update() again)
+    multiply = False  # unscale_ multiplies the gradients by the scale
+    in_place = True  # unscale_ divides p.grad in place (not p.grad = p.grad / scale)
+    backoff_by_growth = False  # backs off by dividing by growth_factor
+    count_overflows = False  # an overflow step counts toward growth_interval like a clean one
+    reset_unscaled = True  # update() forgets that this step's gradients were unscaled
 
     def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):
         self.s, self.g, self.b, self.interval = init_scale, growth_factor, backoff_factor, growth_interval
@@ -139,10 +147,15 @@ class _ScalerBase:
 
     def unscale_(self, optimizer):
         groups = optimizer.param_groups[:1] if self.first_group_only else optimizer.param_groups
+        if not self.in_place:
+            for group in groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad = p.grad * (1.0 / self.s)
         grads = [p.grad for group in groups for p in group["params"] if p.grad is not None]
         for g in grads:
-            if self.unscale:
-                g.mul_(1.0 / self.s)
+            if self.unscale and self.in_place:
+                g.mul_(self.s if self.multiply else 1.0 / self.s)
         bad = (lambda g: ~torch.isfinite(g)) if self.check_nan else torch.isinf
         self.found = (self.detect and any(bool(bad(g).any()) for g in grads)) or \
             (self.found and not self.clear_found)
@@ -161,10 +174,10 @@ class _ScalerBase:
     def update(self):
         self.steps += 1
         if self.found:
-            self.s *= self.b
-            if self.reset_on_overflow:
+            self.s = self.s / self.g if self.backoff_by_growth else self.s * self.b
+            if self.reset_on_overflow and not self.count_overflows:
                 self.clean = 0
-        else:
+        if not self.found or self.count_overflows:
             self.clean += 1
             grow = (self.clean % self.interval == 0) if self.consecutive else \
                 (self.steps % self.interval == 0)
@@ -175,7 +188,7 @@ class _ScalerBase:
             if grow:
                 self.s *= self.g
         self.found = self.found and not self.clear_found
-        self.unscaled = False
+        self.unscaled = self.unscaled and not self.reset_unscaled
 
 
 def _scaler_mistake(**knobs):
@@ -214,11 +227,26 @@ _SCALER_HINTS = (
     Hint(_scaler_mistake(update_in_step=True), "this matches updating the scale inside step() "
          "as well as in update(): step() only unscales and steps; update() adjusts the scale, "
          "once per step."),
+    Hint(_scaler_mistake(multiply=True), "this matches multiplying the gradients by the scale in "
+         "unscale_(): they are already scale times too large, so divide them by it "
+         "(p.grad.div_(scale))."),
+    Hint(_scaler_mistake(in_place=False), "this matches replacing each gradient with a new "
+         "tensor (p.grad = p.grad / scale): divide it in place, p.grad.div_(scale), as "
+         "GradScaler does, so that whatever holds the gradient tensors sees them unscaled."),
+    Hint(_scaler_mistake(backoff_by_growth=True), "this matches backing off by dividing by "
+         "growth_factor: after an overflow multiply the scale by backoff_factor (the two "
+         "differ when backoff_factor is not 1 / growth_factor)."),
+    Hint(_scaler_mistake(count_overflows=True), "this matches counting an overflow step as a "
+         "clean one: after an overflow, back off and restart the count of clean steps at 0; "
+         "only clean steps count toward growth_interval."),
+    Hint(_scaler_mistake(reset_unscaled=False), "this matches never clearing the \"already "
+         "unscaled\" flag: from the second step on, step() neither unscales the gradients nor "
+         "checks them. Clear it in update(), so that each step's gradients are unscaled once."),
 )
 
 register(
     Check("DynamicLossScaler", "no_overflow",
-          "trains like torch.amp.GradScaler when nothing overflows (gradients unscaled)",
+          "trains like torch.amp.GradScaler when nothing overflows (gradients unscaled in place)",
           _scaler_plain_cases, _reference_scaler, run=_run_scaler, hints=_SCALER_HINTS),
     Check("DynamicLossScaler", "skips_overflow",
           "skips the steps with inf/NaN gradients and backs off the scale, like GradScaler",

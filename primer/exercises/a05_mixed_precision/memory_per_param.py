@@ -68,15 +68,17 @@ def _run_bytes(fn, case):
 
 def _bytes_table(tensors_in_param_dtype=2, master_always=False, state_in_param_dtype=False,
                  adam_states=2, momentum_states=1, master_grad=False, master_ignores_flag=False,
-                 as_float=False):
+                 as_float=False, grad_float32=False, state_always_float32=False):
     def bytes_per_param(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
         size = torch.finfo(param_dtype).bits // 8
         flag = True if master_ignores_flag else master_weights
         master = flag and (master_always or param_dtype != torch.float32)
         states = {"sgd": 0, "momentum": momentum_states, "adam": adam_states,
                   "adamw": adam_states}[optimizer]
-        state_size = size if (state_in_param_dtype or not flag) else 4
-        total = size * tensors_in_param_dtype + (8 if master_grad else 4) * master + states * state_size
+        state_size = size if (state_in_param_dtype or not (flag or state_always_float32)) else 4
+        grads = (4 - size) if grad_float32 else 0  # the gradient in float32, not param_dtype
+        total = (size * tensors_in_param_dtype + grads + (8 if master_grad else 4) * master
+                 + states * state_size)
         return float(total) if as_float else total
     return bytes_per_param
 
@@ -103,6 +105,12 @@ _BYTES_HINTS = (
          "16-bit parameters themselves, and its state is in param_dtype."),
     Hint(_bytes_table(as_float=True), "this matches returning a float (bits / 8 gives one): "
          "return an int, e.g. with bits // 8."),
+    Hint(_bytes_table(grad_float32=True), "this matches counting the gradient in float32: "
+         "backward() gives it in the parameters' dtype, param_dtype (the float32 gradient of "
+         "the master copy is made for the update only)."),
+    Hint(_bytes_table(state_always_float32=True), "this matches keeping the optimizer state in "
+         "float32 even when master_weights=False: then the optimizer updates the 16-bit "
+         "parameters themselves, and its state has their dtype, param_dtype."),
 )
 
 register(

@@ -118,6 +118,36 @@ def accumulate_with_index_loop(model, loss_fn, inputs, targets, micro_batch_size
         loss_fn(model(inputs[lo:hi]), targets[lo:hi]).mul((hi - lo) / n).backward()
 
 
+@mutant("accumulate_gradients", hint="calling backward() once at the end", fails=("micro_batches",))
+def accumulate_summed_losses(model, loss_fn, inputs, targets, micro_batch_size):
+    """(A blind tester's answer: the weighted losses added up, one backward().)"""
+    model.zero_grad()
+    losses = [loss_fn(model(x), y) * len(x) / len(inputs)
+              for x, y in zip(inputs.split(micro_batch_size), targets.split(micro_batch_size))]
+    torch.stack(losses).sum().backward()
+
+
+@mutant("accumulate_gradients", hint="as if every micro-batch were full", fails=("last_smaller",))
+def accumulate_assumes_full_micro_batches(model, loss_fn, inputs, targets, micro_batch_size):
+    model.zero_grad()
+    chunks = list(zip(inputs.split(micro_batch_size), targets.split(micro_batch_size)))
+    for x, y in chunks:
+        (loss_fn(model(x), y) * len(x) / (len(chunks) * micro_batch_size)).backward()
+
+
+@alternative("accumulate_gradients")
+def accumulate_then_divide(model, loss_fn, inputs, targets, micro_batch_size):
+    """(A blind tester's answer: backward of each micro-batch's summed loss, .grad / n at the end.)"""
+    for p in model.parameters():
+        p.grad = None
+    for x, y in zip(torch.split(inputs, micro_batch_size), torch.split(targets, micro_batch_size)):
+        (loss_fn(model(x), y) * x.shape[0]).backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad /= inputs.shape[0]
+
+
 # --------------------------------------------------------------------------- train_with_accumulation
 
 
@@ -230,3 +260,18 @@ def train_with_while_loop(model, optimizer, loss_fn, inputs, targets, batch_size
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         start = stop
+
+
+@mutant("train_with_accumulation", hint="gradient of the whole dataset at every step")
+def train_on_everything_each_step(model, optimizer, loss_fn, inputs, targets, batch_size,
+                                  micro_batch_size):
+    for _ in range(math.ceil(len(inputs) / batch_size)):
+        _accumulate(model, loss_fn, inputs, targets, micro_batch_size)
+        optimizer.step()
+
+
+@mutant("train_with_accumulation", hint="swapping batch_size and micro_batch_size")
+def train_with_sizes_swapped(model, optimizer, loss_fn, inputs, targets, batch_size, micro_batch_size):
+    for x, y in zip(inputs.split(micro_batch_size), targets.split(micro_batch_size)):
+        _accumulate(model, loss_fn, x, y, batch_size)
+        optimizer.step()

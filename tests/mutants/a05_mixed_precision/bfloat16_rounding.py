@@ -122,3 +122,24 @@ def round_by_cases(x):
     out = torch.where(dropped < 0x8000, down,
                       torch.where(dropped > 0x8000, up, torch.where(odd, up, down)))
     return torch.where(x != x, x, out.view(torch.float32))
+
+
+@mutant("round_to_bfloat16", hint="clearing the low 16 bits of NaNs", fails=("inf_and_nan",))
+def round_truncates_nans(x):
+    bits = x.view(torch.int32)
+    nearest = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return torch.where(x != x, bits & -65536, nearest).view(torch.float32)
+
+
+@mutant("round_to_bfloat16", hint="flushing subnormals to zero", fails=("subnormals",))
+def round_flushes_subnormals_with_sign(x):
+    exponent_field_zero = (x.view(torch.int32) & 0x7F800000) == 0
+    return torch.where(exponent_field_zero, torch.zeros_like(x) * x.sign(), _nearest_even(x))
+
+
+@alternative("round_to_bfloat16")
+def round_with_canonical_nan(x):
+    """(A blind tester's answer: every NaN becomes the quiet NaN 0x7FC00000.)"""
+    bits = x.view(torch.int32)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & ~0xFFFF
+    return torch.where(torch.isnan(x), torch.full_like(bits, 0x7FC00000), rounded).view(torch.float32)

@@ -136,3 +136,14 @@ def format_with_fractions(exponent_bits, mantissa_bits):
     return {"max": float((2 - ulp) * two ** (2**exponent_bits - 2 - bias)), "eps": float(ulp),
             "smallest_normal": float(two ** (1 - bias)),
             "smallest_subnormal": float(two ** (1 - bias) * ulp)}
+
+
+@mutant("float_format", hint="computing in float32", fails=("torch_formats",))
+def format_with_float32_powers(exponent_bits, mantissa_bits):
+    """(A blind tester's answer, reworded: torch.exp2 of a float32 tensor is float32 too.)"""
+    def power_of_two(k):
+        return torch.exp2(torch.tensor(float(k)))
+    bias, emax, emin = _formats(exponent_bits, mantissa_bits)
+    return {"max": (2 - power_of_two(-mantissa_bits)) * power_of_two(emax),
+            "eps": power_of_two(-mantissa_bits), "smallest_normal": power_of_two(emin),
+            "smallest_subnormal": power_of_two(emin - mantissa_bits)}

@@ -177,3 +177,18 @@ def fp8_dequantize_scale_squared(q, scale):
 @alternative("fp8_dequantize")
 def fp8_dequantize_with_mul(q, scale):
     return torch.mul(q.to(torch.float32), scale.to(torch.float32))
+
+
+@mutant("fp8_dequantize", hint="computing in float16")
+def fp8_dequantize_float16_result(q, scale):
+    return q.half().mul(scale)
+
+
+@mutant("fp8_dequantize", hint="bit patterns as integers")
+def fp8_dequantize_reads_bits(q, scale):
+    return q.view(torch.uint8).float() * scale
+
+
+@mutant("fp8_dequantize", hint="multiplying the float8 tensor q itself")
+def fp8_dequantize_in_float8(q, scale):
+    return torch.mul(q, scale)

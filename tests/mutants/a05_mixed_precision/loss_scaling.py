@@ -303,3 +303,57 @@ class ScalerWithReciprocal:
             if self._clean == self._interval:
                 self._scale, self._clean = self._scale * self._growth, 0
         self._found, self._done = False, False
+
+
+@mutant("DynamicLossScaler", hint="multiplying the gradients by the scale", fails=("no_overflow",))
+class ScalerUnscalesByMultiplying(_Scaler):
+    def unscale_(self, optimizer):
+        for g in self._grads(optimizer):
+            g.mul_(self.scale_value)
+        self.found_inf = any(self._bad(g) for g in self._grads(optimizer))
+        self.unscaled = True
+
+
+@mutant("DynamicLossScaler", hint="replacing each gradient with a new tensor", fails=("no_overflow",))
+class ScalerReplacesGradients(_Scaler):
+    def unscale_(self, optimizer):
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad = p.grad / self.scale_value
+        self.found_inf = any(self._bad(g) for g in self._grads(optimizer))
+        self.unscaled = True
+
+
+@mutant("DynamicLossScaler", hint="dividing by growth_factor", fails=("skips_overflow",))
+class ScalerBacksOffByGrowthFactor(_Scaler):
+    def update(self):
+        if self.found_inf:
+            self.scale_value /= self.growth_factor
+            self.good_steps = 0
+        else:
+            self.good_steps += 1
+            if self.good_steps == self.growth_interval:
+                self.scale_value *= self.growth_factor
+                self.good_steps = 0
+        self.found_inf, self.unscaled = False, False
+
+
+@mutant("DynamicLossScaler", hint="counting an overflow step as a clean one", fails=("growth",))
+class ScalerCountsOverflowSteps(_Scaler):
+    def update(self):
+        if self.found_inf:
+            self.scale_value *= self.backoff_factor
+        self.good_steps += 1
+        if self.good_steps >= self.growth_interval:
+            self.scale_value *= self.growth_factor
+            self.good_steps = 0
+        self.found_inf, self.unscaled = False, False
+
+
+@mutant("DynamicLossScaler", hint='"already unscaled" flag', fails=("no_overflow",))
+class ScalerRemembersUnscaling(_Scaler):
+    def update(self):
+        unscaled = self.unscaled
+        super().update()
+        self.unscaled = unscaled

@@ -100,3 +100,17 @@ def bytes_by_counting_tensors(optimizer="adamw", param_dtype=torch.bfloat16, mas
     updated = 4 if copy else low  # the tensor the optimizer updates, and so its state's dtype
     tensors = [low, low] + ([4] if copy else []) + [updated] * _STATES[optimizer]
     return sum(tensors)
+
+
+@mutant("mixed_precision_bytes_per_param", hint="counting the gradient in float32", fails=("adam",))
+def bytes_float32_gradient(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    p = _size(param_dtype)
+    master = master_weights and param_dtype != torch.float32
+    return p + 4 + 4 * master + (4 if master_weights else p) * _STATES[optimizer]
+
+
+@mutant("mixed_precision_bytes_per_param", hint="state in float32 even when master_weights=False",
+        fails=("adam",))
+def bytes_float32_state_always(optimizer="adamw", param_dtype=torch.bfloat16, master_weights=True):
+    p = _size(param_dtype)
+    return 2 * p + 4 * (master_weights and p < 4) + 4 * _STATES[optimizer]
