@@ -25,10 +25,10 @@ SECONDS = {  # by node id prefix; the longest matching prefix counts
     "solutions/02_gradient_descent": 15,
     "solutions/05_mixed_precision": 13,
     "tests/test_zygote.py": 13,
+    "solutions/07_model_parallel": 13,
     "tests/test_release.py": 13,
     "tests/test_binder.py": 12,
     "solutions/04_layers": 10,
-    "solutions/07_model_parallel": 12,
     "tests/test_sandbox.py": 10,
     "solutions/03_backpropagation": 8,
 }
