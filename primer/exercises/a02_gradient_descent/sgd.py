@@ -68,6 +68,9 @@ class _SGDPlain(torch.optim.Optimizer):
     nesterov = False
     decay_into_grad = False  # p.grad.add_(p, alpha=wd): the learner's p.grad is changed
     buffer_is_grad = False  # first step: buf = p.grad itself, not a copy
+    decay_sign = 1  # -1: g ← p.grad − wd·p
+    zero_first = False  # the buffer starts at 0 and stays there at the first step (no move)
+    skip_none = True  # False: parameters whose .grad is None are not skipped
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
@@ -77,12 +80,12 @@ class _SGDPlain(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
-                if p.grad is None:
+                if p.grad is None and self.skip_none:
                     continue
                 if self.decay_into_grad:
                     g = p.grad.add_(p, alpha=wd)
-                elif self.decay and wd:
-                    g = p.grad + wd * p
+                elif self.decay and (wd or not self.skip_none):
+                    g = p.grad + self.decay_sign * wd * p
                 else:
                     g = p.grad
                 if mu:
@@ -91,6 +94,8 @@ class _SGDPlain(torch.optim.Optimizer):
                     if self.ema_from_zero:
                         buf = torch.zeros_like(p) if buf is None else buf
                         buf.mul_(mu).add_(g, alpha=1 - mu)
+                    elif buf is None and self.zero_first:
+                        buf = torch.zeros_like(p)
                     elif buf is None:
                         buf = g if self.buffer_is_grad else g.clone()
                     else:
@@ -102,6 +107,32 @@ class _SGDPlain(torch.optim.Optimizer):
 
 def _sgd_variant(name, **flags):
     return type(name, (_SGDPlain,), flags)
+
+
+class _SGDNoneGradTimesLR(_SGDPlain):
+    """The mistake, written as p.sub_(lr * p.grad) (no weight decay term to fail first)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.sub_(group["lr"] * p.grad)
+
+
+class _SGDNoneGradAddAlpha(_SGDPlain):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(p.grad, alpha=-group["lr"])
+
+
+_NONE_GRAD = ("this matches a step that does not skip parameters whose p.grad is None (a "
+              "parameter that the loss does not use has no gradient); skip them: "
+              "`if p.grad is None: continue`.")
+# One per way the missing gradient shows (the learner's error is matched by its first line).
+_GRAD_NONE_HINTS = (Hint(_sgd_variant("_SGDNoneGradPlusDecay", skip_none=False), _NONE_GRAD),
+                    Hint(_SGDNoneGradTimesLR, _NONE_GRAD), Hint(_SGDNoneGradAddAlpha, _NONE_GRAD))
 
 
 _SGD_HINTS = (
@@ -123,6 +154,13 @@ _SGD_HINTS = (
          "self.state[p]['momentum_buffer'] so that it carries over to the next step."),
     Hint(_sgd_variant("_SGDNesterov", nesterov=True), "this matches Nesterov momentum "
          "(θ ← θ − lr·(g + m·buf)); this exercise steps by the buffer itself, θ ← θ − lr·buf."),
+    Hint(_sgd_variant("_SGDDecaySubtracted", decay_sign=-1), "this matches subtracting the "
+         "weight decay (g ← p.grad − wd·p), which pushes the weights away from 0; add it: "
+         "g ← p.grad + wd·p."),
+    Hint(_sgd_variant("_SGDBufferFromZero", zero_first=True), "this matches a momentum buffer "
+         "that starts at 0, so the first step does not move the parameters; at the first step "
+         "buf = g (a copy of the gradient), then buf ← m·buf + g."),
+    *_GRAD_NONE_HINTS,
 )
 
 _SGD_GRAD_HINTS = (
