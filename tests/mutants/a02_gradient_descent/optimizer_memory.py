@@ -141,3 +141,34 @@ def state_bytes_nbytes_loop(optimizer):
             if torch.is_tensor(value):
                 total += value.nbytes
     return total
+
+
+# --------------------------------------------------------------------------- added with the hints
+# for values that are not tensors, AdamW's third buffer, momentum without state, a float32 state
+# (blind testers' answers, ported).
+
+
+@mutant("optimizer_state_bytes", hint="every value in the state as a tensor", fails=("edge_cases",))
+def state_bytes_without_type_check(optimizer):
+    total = 0
+    for per_parameter in optimizer.state.values():
+        for value in per_parameter.values():
+            total += value.numel() * value.element_size()
+    return total
+
+
+@mutant("training_bytes_per_param", hint="AdamW with a third buffer", fails=("float32",))
+def training_adamw_extra_buffer(optimizer, param_bytes=4):
+    return {"sgd": 2, "momentum": 3, "adam": 4, "adamw": 5}[optimizer] * param_bytes
+
+
+@mutant("training_bytes_per_param", hint="momentum keeping no state", fails=("float32",))
+def training_momentum_for_free(optimizer, param_bytes=4):
+    return {"sgd": 2, "momentum": 2, "adam": 4, "adamw": 4}[optimizer] * param_bytes
+
+
+@mutant("training_bytes_per_param", hint="optimizer state of 4 bytes per number",
+        fails=("any_precision",))
+def training_state_in_float32(optimizer, param_bytes=4):
+    buffers = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[optimizer]
+    return 2 * param_bytes + 4 * buffers
