@@ -286,8 +286,8 @@ _GD_HINTS = (
 
 register(
     Check("gradient_descent", "theta", "returns θ after `steps` updates θ ← θ − lr·∇L(θ), "
-          "not recorded by autograd, and leaves θ0 unchanged", _gd_cases, _reference_gradient_descent, run=_run_gd_theta,
-          hints=_GD_HINTS, points=2),
+          "not recorded by autograd, and leaves θ0 unchanged", _gd_cases,
+          _reference_gradient_descent, run=_run_gd_theta, hints=_GD_HINTS, points=2),
     Check("gradient_descent", "losses", "records losses[t] = L(θ_t) before each update",
           _gd_cases, _reference_gradient_descent, run=_run_gd_losses, hints=_GD_HINTS),
     Check("gradient_descent", "least_squares",

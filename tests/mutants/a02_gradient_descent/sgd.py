@@ -288,7 +288,7 @@ class SGDNoNoneCheckPlain(_SGDBase):
 
 
 @mutant("SGD", hint="subtracting the weight decay", fails=("weight_decay",))
-class SGDDecaySignFlipped(_SGDBase):
+class SGDDecaySubtracted(_SGDBase):
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
