@@ -7,6 +7,7 @@ import torch
 
 from primer.exercises.a02_gradient_descent.cases import (
     _NO_UPDATE,
+    _NONE_GRAD_HINTS,
     _log_uniform,
     _opt_case,
     _rounded,
@@ -219,6 +220,7 @@ _ADAM_HINTS = (
          "gradient (g ← p.grad + wd·p) before updating m and v."),
     *_MOMENT_HINTS,
     *_STATE_HINTS,
+    *_NONE_GRAD_HINTS,
 )
 
 _AdamWNoDecay = _adam_variant("_AdamWNoDecay", default_wd=0.01, decay_through_gradient=False)
@@ -258,6 +260,7 @@ _ADAMW_HINTS = (
     Hint(_AdamWNoOneMinus, _NO_ONE_MINUS),
     Hint(_AdamWBetasSwapped, _BETAS_SWAPPED),
     Hint(_AdamWMomentsNotStored, _NOT_STORED),
+    *_NONE_GRAD_HINTS,
 )
 
 

@@ -7,6 +7,7 @@ import torch
 
 from primer.exercises.a02_gradient_descent.cases import (
     _NO_UPDATE,
+    _NONE_GRAD_HINTS,
     _log_uniform,
     _opt_case,
     _rounded,
@@ -70,7 +71,6 @@ class _SGDPlain(torch.optim.Optimizer):
     buffer_is_grad = False  # first step: buf = p.grad itself, not a copy
     decay_sign = 1  # -1: g ← p.grad − wd·p
     zero_first = False  # the buffer starts at 0 and stays there at the first step (no move)
-    skip_none = True  # False: parameters whose .grad is None are not skipped
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
@@ -80,11 +80,11 @@ class _SGDPlain(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
-                if p.grad is None and self.skip_none:
+                if p.grad is None:
                     continue
                 if self.decay_into_grad:
                     g = p.grad.add_(p, alpha=wd)
-                elif self.decay and (wd or not self.skip_none):
+                elif self.decay and wd:
                     g = p.grad + self.decay_sign * wd * p
                 else:
                     g = p.grad
@@ -107,32 +107,6 @@ class _SGDPlain(torch.optim.Optimizer):
 
 def _sgd_variant(name, **flags):
     return type(name, (_SGDPlain,), flags)
-
-
-class _SGDNoneGradTimesLR(_SGDPlain):
-    """The mistake, written as p.sub_(lr * p.grad) (no weight decay term to fail first)."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.sub_(group["lr"] * p.grad)
-
-
-class _SGDNoneGradAddAlpha(_SGDPlain):
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.add_(p.grad, alpha=-group["lr"])
-
-
-_NONE_GRAD = ("this matches a step that does not skip parameters whose p.grad is None (a "
-              "parameter that the loss does not use has no gradient); skip them: "
-              "`if p.grad is None: continue`.")
-# One per way the missing gradient shows (the learner's error is matched by its first line).
-_GRAD_NONE_HINTS = (Hint(_sgd_variant("_SGDNoneGradPlusDecay", skip_none=False), _NONE_GRAD),
-                    Hint(_SGDNoneGradTimesLR, _NONE_GRAD), Hint(_SGDNoneGradAddAlpha, _NONE_GRAD))
 
 
 _SGD_HINTS = (
@@ -160,7 +134,7 @@ _SGD_HINTS = (
     Hint(_sgd_variant("_SGDBufferFromZero", zero_first=True), "this matches a momentum buffer "
          "that starts at 0, so the first step does not move the parameters; at the first step "
          "buf = g (a copy of the gradient), then buf ← m·buf + g."),
-    *_GRAD_NONE_HINTS,
+    *_NONE_GRAD_HINTS,
 )
 
 _SGD_GRAD_HINTS = (

@@ -364,3 +364,24 @@ AdamMomentsNeverStored = _tester("AdamMomentsNeverStored", "Adam", "never kept",
                                  keep=False)
 AdamWDecayFixed = _tester("AdamWDecayFixed", "AdamW", "fixed at 0.01", ("trajectory",),
                           fixed_wd=0.01)
+
+
+@mutant("Adam", hint="does not skip parameters whose p.grad is None", fails=("first_step",))
+class AdamNoNoneCheck(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                st = self.state[p]
+                if not st:
+                    st.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                st["step"] += 1
+                st["m"].lerp_(p.grad, 1 - b1)
+                st["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m_hat = st["m"] / (1 - b1 ** st["step"])
+                v_hat = st["v"] / (1 - b2 ** st["step"])
+                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
