@@ -385,3 +385,26 @@ class AdamNoNoneCheck(torch.optim.Optimizer):
                 m_hat = st["m"] / (1 - b1 ** st["step"])
                 v_hat = st["v"] / (1 - b2 ** st["step"])
                 p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+
+
+@alternative("AdamW")
+class AdamWDecayThenAdam(_TesterAdam):
+    """The decay first, then the parent's Adam step with weight_decay set to 0 for it."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    @torch.no_grad()
+    def step(self):
+        saved = [group["weight_decay"] for group in self.param_groups]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+            group["weight_decay"] = 0.0
+        try:
+            super().step()
+        finally:
+            for group, wd in zip(self.param_groups, saved):
+                group["weight_decay"] = wd

@@ -206,3 +206,17 @@ def gd_update_on_graph_detached_at_return(loss_fn, theta0, lr, steps):
         losses.append(loss.item())
         theta = theta.sub(lr * torch.autograd.grad(loss, theta)[0])
     return theta.detach(), losses
+
+
+@alternative("gradient_descent")
+def gd_with_torch_optim(loss_fn, theta0, lr, steps):
+    theta = torch.nn.Parameter(theta0.clone())
+    optimizer = torch.optim.SGD([theta], lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+    return theta.detach(), losses

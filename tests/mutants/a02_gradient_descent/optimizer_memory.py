@@ -172,3 +172,18 @@ def training_momentum_for_free(optimizer, param_bytes=4):
 def training_state_in_float32(optimizer, param_bytes=4):
     buffers = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[optimizer]
     return 2 * param_bytes + 4 * buffers
+
+
+@alternative("training_bytes_per_param")
+def training_measured_on_torch(optimizer, param_bytes=4):
+    dtype = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}[param_bytes]
+    p = torch.nn.Parameter(torch.zeros(1000, dtype=dtype))
+    make = {"sgd": lambda: torch.optim.SGD([p], lr=0.1),
+            "momentum": lambda: torch.optim.SGD([p], lr=0.1, momentum=0.9),
+            "adam": lambda: torch.optim.Adam([p]), "adamw": lambda: torch.optim.AdamW([p])}
+    opt = make[optimizer]()
+    p.grad = torch.ones_like(p)
+    opt.step()
+    state = sum(t.nbytes for s in opt.state.values() for t in s.values()
+                if isinstance(t, torch.Tensor) and t.dim() > 0)
+    return (2 * p.nbytes + state) // p.numel()

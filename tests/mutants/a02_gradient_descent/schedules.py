@@ -272,3 +272,16 @@ def cooldown_over_c_plus_one(step, *, max_lr, min_lr, warmup_steps, total_steps,
     if cooldown_steps == 0 or step <= start:
         return max_lr
     return max_lr + (min_lr - max_lr) * (step - start) / (cooldown_steps + 1)
+
+
+@alternative("lr_warmup_constant_cooldown")
+def constant_cooldown_np_interp(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    import numpy as np
+
+    W, T, C = warmup_steps, total_steps, cooldown_steps
+    if step < W:
+        return max_lr * (step + 1) / W
+    if step >= T:
+        return min_lr
+    return float(np.interp(step, [W, T - C, T], [max_lr, max_lr, min_lr])) if C else max_lr
+

@@ -324,3 +324,20 @@ class SGDBufferZeroAtFirstStep(_SGDBase):
                         st["momentum_buffer"].mul_(group["momentum"]).add_(g)
                     g = st["momentum_buffer"]
                 p.add_(g, alpha=-group["lr"])
+
+
+@alternative("SGD")
+class SGDOnData(_SGDBase):
+    """p.data arithmetic without torch.no_grad(), the buffer replaced by a new tensor each step."""
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data + group["weight_decay"] * p.data
+                state = self.state[p]
+                if group["momentum"] > 0:
+                    state["buf"] = g.clone() if "buf" not in state else group["momentum"] * state["buf"] + g
+                    g = state["buf"]
+                p.data -= group["lr"] * g
