@@ -7,6 +7,7 @@ import torch
 
 from primer.exercises.a02_gradient_descent.cases import (
     _NO_UPDATE,
+    _NONE_GRAD_HINTS,
     _log_uniform,
     _opt_case,
     _rounded,
@@ -43,6 +44,11 @@ class _AdamLike(torch.optim.Optimizer):
     abs_v = False  # v averages |g| instead of g²
     decay_into_grad = False  # g = p.grad.add_(p, alpha=wd): the learner's p.grad is changed
     decay_twice = False  # with `decoupled`: also wd·p added to the gradient
+    no_sqrt = False  # divides by v̂ + ε, not √v̂ + ε
+    no_one_minus = False  # m ← β1·m + g, v ← β2·v + g² (no (1 − β) factors)
+    betas_swapped = False  # β1 used for v and β2 for m
+    moments_not_stored = False  # m and v computed as new tensors, never written to the state
+    fixed_decay = None  # AdamW's decay with this weight_decay, not the group's
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
@@ -52,6 +58,10 @@ class _AdamLike(torch.optim.Optimizer):
     def step(self, closure=None):
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            if self.betas_swapped:
+                b1, b2 = b2, b1
+            if self.fixed_decay is not None:
+                wd = self.fixed_decay
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -71,20 +81,25 @@ class _AdamLike(torch.optim.Optimizer):
                     g = g.add_(p, alpha=wd)
                 elif self.decay_through_gradient and (self.decay_twice or not self.decoupled):
                     g = g + wd * p
-                state["m"].mul_(b1).add_((1 - b1) * g)
-                state["v"].mul_(b2).add_((1 - b2) * (g.abs() if self.abs_v else g * g))
+                a1, a2 = (1.0, 1.0) if self.no_one_minus else (1 - b1, 1 - b2)
+                m = b1 * state["m"] + a1 * g
+                v = b2 * state["v"] + a2 * (g.abs() if self.abs_v else g * g)
+                if not self.moments_not_stored:
+                    state["m"].copy_(m)
+                    state["v"].copy_(v)
                 if self.no_bias_correction:
-                    m_hat, v_hat = state["m"], state["v"]
+                    m_hat, v_hat = m, v
                 else:
                     k = t - 1 if self.bias_from_zero else t
-                    m_hat, v_hat = state["m"] / (1 - b1 ** k), state["v"] / (1 - b2 ** k)
+                    m_hat, v_hat = m / (1 - b1 ** k), v / (1 - b2 ** k)
                     if self.correct_m_only:
-                        v_hat = state["v"]
+                        v_hat = v
                 if self.paper_eps:
-                    p.sub_(lr * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t) * state["m"]
-                           / (state["v"].sqrt() + eps))
+                    p.sub_(lr * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t) * m / (v.sqrt() + eps))
                 else:
                     denom = (v_hat + eps).sqrt() if self.eps_inside_sqrt else v_hat.sqrt() + eps
+                    if self.no_sqrt:
+                        denom = v_hat + eps
                     p.sub_(lr * m_hat / denom)
                 if self.decay_after_update:
                     p.mul_(1 - lr * wd)
@@ -102,6 +117,11 @@ _AdamBiasFromZero = _adam_variant("_AdamBiasFromZero", bias_from_zero=True)
 _AdamDecoupled = _adam_variant("_AdamDecoupled", decoupled=True)
 _AdamEpsInside = _adam_variant("_AdamEpsInside", eps_inside_sqrt=True)
 _AdamGlobalStep = _adam_variant("_AdamGlobalStep", global_step=True)
+
+_AdamNoSqrt = _adam_variant("_AdamNoSqrt", no_sqrt=True)
+_AdamNoOneMinus = _adam_variant("_AdamNoOneMinus", no_one_minus=True)
+_AdamBetasSwapped = _adam_variant("_AdamBetasSwapped", betas_swapped=True)
+_AdamMomentsNotStored = _adam_variant("_AdamMomentsNotStored", moments_not_stored=True)
 
 _AdamWThroughGradient = _adam_variant("_AdamWThroughGradient", default_wd=0.01)
 _AdamNoDecay = _adam_variant("_AdamNoDecay", decay_through_gradient=False)
@@ -128,6 +148,15 @@ _AdamWEpsInside = _adam_variant("_AdamWEpsInside", default_wd=0.01, decoupled=Tr
                                 eps_inside_sqrt=True)
 _AdamWGlobalStep = _adam_variant("_AdamWGlobalStep", default_wd=0.01, decoupled=True,
                                  global_step=True)
+
+
+_ADAMW = dict(default_wd=0.01, decoupled=True, decay_through_gradient=False)
+_AdamWFixedDecay = _adam_variant("_AdamWFixedDecay", fixed_decay=0.01, **_ADAMW)
+_AdamWNoSqrt = _adam_variant("_AdamWNoSqrt", no_sqrt=True, **_ADAMW)
+_AdamWNoOneMinus = _adam_variant("_AdamWNoOneMinus", no_one_minus=True, **_ADAMW)
+_AdamWBetasSwapped = _adam_variant("_AdamWBetasSwapped", betas_swapped=True, **_ADAMW)
+_AdamWMomentsNotStored = _adam_variant("_AdamWMomentsNotStored", moments_not_stored=True,
+                                       **_ADAMW)
 
 
 class _AdamWDecayWithoutLR(torch.optim.AdamW):
@@ -162,6 +191,23 @@ _MOMENT_HINTS = (
          "square g² (g * g), and the update divides by its square root."),
 )
 
+_NO_SQRT = ("this matches dividing by v̂ + ε without the square root; the update is "
+            "lr·m̂/(√v̂ + ε): v̂ averages g², and √v̂ brings it back to the scale of g.")
+_NO_ONE_MINUS = ("this matches moments without the (1 − β) factors (m ← β1·m + g); they are "
+                 "averages: m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g².")
+_BETAS_SWAPPED = ("this matches β1 and β2 swapped; betas = (β1, β2): β1 (0.9 by default) "
+                  "averages the gradient in m, β2 (0.999) its square in v, and the bias "
+                  "corrections use the same β as their moment.")
+_NOT_STORED = ("this matches m and v that are never kept: `m = β1·state['m'] + ...` makes a new "
+               "tensor and leaves the state at 0, so every step starts the averages again. "
+               "Write them back (state['m'] = m) or update in place (state['m'].mul_(β1).add_(...)).")
+_STATE_HINTS = (
+    Hint(_AdamNoSqrt, _NO_SQRT),
+    Hint(_AdamNoOneMinus, _NO_ONE_MINUS),
+    Hint(_AdamBetasSwapped, _BETAS_SWAPPED),
+    Hint(_AdamMomentsNotStored, _NOT_STORED),
+)
+
 _ADAM_HINTS = (
     _NO_UPDATE,
     *_BIAS_HINTS,
@@ -173,6 +219,8 @@ _ADAM_HINTS = (
     Hint(_AdamNoDecay, "this matches ignoring weight_decay; Adam adds weight_decay·p to the "
          "gradient (g ← p.grad + wd·p) before updating m and v."),
     *_MOMENT_HINTS,
+    *_STATE_HINTS,
+    *_NONE_GRAD_HINTS,
 )
 
 _AdamWNoDecay = _adam_variant("_AdamWNoDecay", default_wd=0.01, decay_through_gradient=False)
@@ -206,6 +254,13 @@ _ADAMW_HINTS = (
          "root of the corrected v̂."),
     Hint(_AdamWAbsV, "this matches averaging |g| in v; v is the average of the elementwise "
          "square g² (g * g), and the update divides by its square root."),
+    Hint(_AdamWFixedDecay, "this matches a weight decay fixed at 0.01 (the default) whatever "
+         "weight_decay is given; read it from each group: wd = group['weight_decay']."),
+    Hint(_AdamWNoSqrt, _NO_SQRT),
+    Hint(_AdamWNoOneMinus, _NO_ONE_MINUS),
+    Hint(_AdamWBetasSwapped, _BETAS_SWAPPED),
+    Hint(_AdamWMomentsNotStored, _NOT_STORED),
+    *_NONE_GRAD_HINTS,
 )
 
 

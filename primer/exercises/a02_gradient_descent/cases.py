@@ -143,3 +143,34 @@ class _NoUpdate(torch.optim.Optimizer):
 _NO_UPDATE = Hint(_NoUpdate, "your optimizer never changed the parameters. `p = p - ...` "
                   "only rebinds a name; update in place: p.sub_(...), p.add_(...) or p -= ... "
                   "(under torch.no_grad()).")
+
+
+class _NoneGradStep(torch.optim.Optimizer):
+    """The mistake: a step that uses p.grad without skipping the parameters whose .grad is None
+    (`unused` in _Net). `use(p, g)` is the first thing the step does with it."""
+
+    def __init__(self, params, lr=1e-3, **hyperparameters):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.use(p, p.grad)
+
+
+# The learner's error is matched by its first line, which says how the None was used: one
+# mistake per common first use (g + wd·p, lr·g, g·lr, p.add_(g, ...), p.sub_(g, ...), g.clone(),
+# g ** 2, g * g, m.lerp_(g, ...), v.addcmul_(g, g, ...)).
+_NONE_GRAD_USES = (
+    lambda p, g: g + 0.0 * p, lambda p, g: 0.1 * g, lambda p, g: g * 0.1,
+    lambda p, g: p.add_(g, alpha=-0.1), lambda p, g: p.sub_(g, alpha=0.1), lambda p, g: g.clone(),
+    lambda p, g: g ** 2, lambda p, g: g * g, lambda p, g: p.lerp_(g, 0.1),
+    lambda p, g: p.addcmul_(g, g, value=0.1),
+)
+_NONE_GRAD = ("this matches a step that does not skip parameters whose p.grad is None (a "
+              "parameter that the loss does not use has no gradient); skip them: "
+              "`if p.grad is None: continue`.")
+_NONE_GRAD_HINTS = tuple(
+    Hint(type(f"_NoneGrad{i}", (_NoneGradStep,), {"use": staticmethod(use)}), _NONE_GRAD)
+    for i, use in enumerate(_NONE_GRAD_USES))

@@ -112,14 +112,31 @@ def _gd_outputs(fn, case):
     return out, bool(torch.equal(before, theta0))
 
 
+class _Watched:
+    """loss_fn, noting whether each θ it is given carries autograd history (a grad_fn): it does
+    when an earlier update θ − lr·g was recorded, and then every step's graph hangs on the last."""
+
+    def __init__(self, loss_fn):
+        self.loss_fn, self.recorded = loss_fn, False
+
+    def __call__(self, theta):
+        self.recorded |= getattr(theta, "grad_fn", None) is not None
+        return self.loss_fn(theta)
+
+
+_UNRECORDED = "updates not recorded by autograd (θ given to loss_fn has no grad_fn)"
+
+
 def _run_gd_theta(fn, case):
+    watched = _Watched(case.args[0])
+    case = Case(case.label, (watched, *case.args[1:]), case.kwargs)
     result = _gd_outputs(fn, case)
     if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], bool):
         return result  # not a (theta, losses) pair: compare() explains
     (theta, _), unchanged = result
     detached = not (isinstance(theta, torch.Tensor) and theta.requires_grad)
     return {"theta": theta, "theta0 left unchanged": unchanged,
-            "theta detached (requires_grad False)": detached}
+            "theta detached (requires_grad False)": detached, _UNRECORDED: not watched.recorded}
 
 
 def _as_loss_tensor(losses, dtype):
@@ -225,6 +242,27 @@ def _gd_tensor_losses(loss_fn, theta0, lr, steps):
     return theta, [torch.tensor(v, dtype=theta0.dtype) for v in losses]
 
 
+def _gd_update_recorded(loss_fn, theta0, lr, steps, detach=False):
+    """The mistake: θ ← θ − lr·g on a θ that requires grad, outside torch.no_grad()."""
+    theta, losses = theta0.detach().clone().requires_grad_(True), []
+    for _ in range(steps):
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        (grad,) = torch.autograd.grad(loss, theta)
+        theta = theta - lr * grad
+    return (theta.detach() if detach else theta), losses
+
+
+def _gd_update_recorded_detached(loss_fn, theta0, lr, steps):
+    """The same, detached only when returned: the values are right, the graphs still grew."""
+    return _gd_update_recorded(loss_fn, theta0, lr, steps, detach=True)
+
+
+_RECORDED = ("this matches an update recorded by autograd: θ − lr·g on a θ that requires grad "
+             "builds a graph that every later step hangs on (it grows with the steps). Do the "
+             "update under torch.no_grad() (θ -= lr·g), or on detached tensors "
+             "(θ = (θ − lr·g).detach()), so that each step starts from a θ without history.")
+
 _GD_HINTS = (
     Hint(_gd_ascent, "this matches θ + lr·∇L: that climbs the loss. Step against the gradient."),
     Hint(_gd_accumulating, "this matches gradients that accumulate: backward() adds into "
@@ -240,14 +278,16 @@ _GD_HINTS = (
          "`steps` updates, e.g. `for _ in range(steps):`."),
     Hint(_gd_not_detached, "this matches returning θ that still requires grad; return "
          "theta.detach()."),
+    Hint(_gd_update_recorded, _RECORDED),
+    Hint(_gd_update_recorded_detached, _RECORDED),
     Hint(_gd_tensor_losses, "this matches losses kept as tensors; append loss.item(), a Python "
          "float (a tensor that requires grad also keeps its whole graph alive)."),
 )
 
 register(
-    Check("gradient_descent", "theta", "returns θ after `steps` updates θ ← θ − lr·∇L(θ) "
-          "and leaves θ0 unchanged", _gd_cases, _reference_gradient_descent, run=_run_gd_theta,
-          hints=_GD_HINTS, points=2),
+    Check("gradient_descent", "theta", "returns θ after `steps` updates θ ← θ − lr·∇L(θ), "
+          "not recorded by autograd, and leaves θ0 unchanged", _gd_cases,
+          _reference_gradient_descent, run=_run_gd_theta, hints=_GD_HINTS, points=2),
     Check("gradient_descent", "losses", "records losses[t] = L(θ_t) before each update",
           _gd_cases, _reference_gradient_descent, run=_run_gd_losses, hints=_GD_HINTS),
     Check("gradient_descent", "least_squares",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+
+import numpy as np
 import torch
 
 from primer.exercises._common import seeded
@@ -20,15 +24,31 @@ def _reference_minibatches(n, batch_size, generator):
 
 
 def _minibatch_cases(gen):
-    sizes = [(10, 3), (12, 4), (7, 10), (1, 1), (_int(gen, 20, 200), _int(gen, 2, 32))]
+    # (10, 6): perm.chunk(2) cuts 5 + 5, not 6 + 4 (on the first three, chunk and split agree)
+    sizes = [(10, 3), (12, 4), (7, 10), (1, 1), (10, 6), (_int(gen, 20, 200), _int(gen, 2, 32))]
     return [Case(f"n={n}, batch_size={b}", (n, b, _int(gen, 0, 2**31 - 1))) for n, b in sizes]
 
 
+@contextlib.contextmanager
+def _seeded_python_and_numpy(seed):
+    """Python's and NumPy's global RNGs seeded for the block, then restored: a learner who
+    shuffles with them gets the same order as the hint that does."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def _epochs(fn, case, count=2):
-    """`count` epochs drawn from one generator; the global RNG is fixed too, for the hints."""
+    """`count` epochs drawn from one generator; the global RNGs (torch's, Python's, NumPy's) are
+    fixed too, for the hints."""
     n, batch_size, seed = case.args
     generator = torch.Generator().manual_seed(seed)
-    with seeded(seed + 1):
+    with seeded(seed + 1), _seeded_python_and_numpy(seed + 1):
         return [list(fn(n, batch_size, generator)) for _ in range(count)]
 
 
@@ -94,6 +114,25 @@ def _mb_shuffled_batches(n, batch_size, generator):
     return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
 
+def _mb_python_shuffle(n, batch_size, generator):
+    """The mistake: Python's global RNG, which knows nothing of `generator`."""
+    order = list(range(n))
+    random.shuffle(order)
+    return torch.tensor(order).split(batch_size)
+
+
+def _mb_python_sample(n, batch_size, generator):
+    return torch.tensor(random.sample(range(n), n)).split(batch_size)
+
+
+def _mb_numpy_permutation(n, batch_size, generator):
+    return torch.from_numpy(np.random.permutation(n)).split(batch_size)
+
+
+_OTHER_RNG = ("this matches shuffling with Python's random (or NumPy's np.random), a global RNG "
+              "that ignores the `generator` you are given; shuffle with torch: "
+              "torch.randperm(n, generator=generator).")
+
 _MB_HINTS = (
     Hint(_mb_with_replacement, "this matches drawing indices with replacement "
          "(torch.randint): some examples repeat and others are never seen in the epoch. Shuffle "
@@ -111,6 +150,9 @@ _MB_HINTS = (
     Hint(_mb_shuffled_batches, "this matches shuffling the order of the batches of 0..n−1, so "
          "each batch holds neighbouring indices; shuffle the examples: cut "
          "torch.randperm(n, generator=generator) into consecutive batches."),
+    Hint(_mb_python_shuffle, _OTHER_RNG),
+    Hint(_mb_python_sample, _OTHER_RNG),
+    Hint(_mb_numpy_permutation, _OTHER_RNG),
 )
 
 register(

@@ -97,6 +97,24 @@ def _state_bytes_as_float(optimizer):
     return float(_reference_state_bytes(optimizer))
 
 
+def _state_numel_of_everything(optimizer):
+    """The mistake: every value of the state taken for a tensor (an int step counter is not)."""
+    return sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values())
+
+
+def _state_element_size_of_everything(optimizer):
+    return sum(t.element_size() * t.numel() for s in optimizer.state.values() for t in s.values())
+
+
+def _state_nbytes_of_everything(optimizer):
+    return sum(t.nbytes for s in optimizer.state.values() for t in s.values())
+
+
+_NOT_TENSORS = ("this matches treating every value in the state as a tensor; an optimizer may "
+                "keep other values there (this Adam keeps its step counter t as a Python int). "
+                "Count only tensors: `if isinstance(t, torch.Tensor)`.")
+
+
 def _run_state_bytes(fn, case):
     """The answer and its type: the text asks for an int (a count of bytes)."""
     n = fn(*case.args)
@@ -119,6 +137,10 @@ _STATE_HINTS = (
          "up over every parameter: for state in optimizer.state.values(): ..."),
     Hint(_state_bytes_as_float, "the count is right but a float; return an int (sum the ints "
          "t.numel() * t.element_size(), without dividing)."),
+    # one per way the int shows (the learner's error is matched by its first line)
+    Hint(_state_numel_of_everything, _NOT_TENSORS),
+    Hint(_state_element_size_of_everything, _NOT_TENSORS),
+    Hint(_state_nbytes_of_everything, _NOT_TENSORS),
 )
 
 
@@ -189,6 +211,18 @@ def _training_with_counters(optimizer, param_bytes=4):
     return param_bytes * (2 + _STATE_SLOTS[optimizer]) + 4 * optimizer.startswith("adam")
 
 
+def _training_adamw_three_buffers(optimizer, param_bytes=4):
+    return param_bytes * (2 + {**_STATE_SLOTS, "adamw": 3}[optimizer])
+
+
+def _training_momentum_no_buffer(optimizer, param_bytes=4):
+    return param_bytes * (2 + {**_STATE_SLOTS, "momentum": 0}[optimizer])
+
+
+def _training_float32_state(optimizer, param_bytes=4):
+    return 2 * param_bytes + 4 * _STATE_SLOTS[optimizer]
+
+
 _TRAINING_HINTS = (
     Hint(_training_no_grad, "this matches weights + state without the gradients; during "
          "training every parameter also has a gradient of the same size."),
@@ -202,6 +236,13 @@ _TRAINING_HINTS = (
          "keeps one, the momentum buffer."),
     Hint(_training_with_counters, "this matches adding the step counter; it is one number per "
          "tensor, not per parameter, so leave it out."),
+    Hint(_training_adamw_three_buffers, "this matches AdamW with a third buffer; AdamW keeps the "
+         "same two moments as Adam (m and v): its decay p ← p·(1 − lr·wd) needs no state."),
+    Hint(_training_momentum_no_buffer, "this matches SGD with momentum keeping no state; it keeps "
+         "one buffer per parameter (the momentum buffer), as large as the parameter."),
+    Hint(_training_float32_state, "this matches an optimizer state of 4 bytes per number "
+         "whatever param_bytes is; torch's optimizers keep their buffers in the parameter's "
+         "dtype, so here every tensor has param_bytes per element."),
 )
 
 register(

@@ -144,36 +144,80 @@ def _decay_cases(cooldown=False):
 
 
 def _closed_form(warmup="plus_one", decay_end=0, hold=True, use_min=True, hold_from_end=False,
-                 progress_from_zero=False, cooldown_shift=0, no_cooldown_holds_max=False):
+                 progress_from_zero=False, cooldown_shift=0, no_cooldown_holds_max=False,
+                 min_from=None, warmup_through_W=False, rising=False, cooldown_extra=0):
     """Closed-form schedules with switches for the known mistakes (used as hints):
     `warmup` "from_zero" is max_lr·s/W, "nanogpt" is max_lr·(s+1)/(W+1); `decay_end` ends the
     decay that many steps early (held at min_lr from there, or only after total_steps with
     `hold_from_end`); `progress_from_zero` uses p = s/T; `cooldown_shift` moves the start of
-    the cooldown; `no_cooldown_holds_max` gives max_lr at s = T when cooldown_steps = 0."""
+    the cooldown; `no_cooldown_holds_max` gives max_lr at s = T when cooldown_steps = 0;
+    `min_from` returns min_lr from s = T ("T") or from s = T + 1 ("T+1") whatever the decay
+    gives; `warmup_through_W` uses the warmup formula at s = W too; `rising` decays with 1 − p
+    instead of p; `cooldown_extra` spreads the cooldown over C + cooldown_extra steps."""
     def shape(kind):
         def lr(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
             W, T = warmup_steps, total_steps - decay_end
             floor = min_lr if use_min else 0.0
-            if step < W:
+            if step < W or (warmup_through_W and step == W > 0):  # (W = 0: _dividing_by's)
                 if warmup == "nanogpt":
                     return max_lr * (step + 1) / (W + 1)
                 return max_lr * ((step + 1) / W if warmup == "plus_one" else step / W)
+            if min_from is not None and step >= T + (min_from == "T+1"):
+                return min_lr
             if step > (total_steps if hold_from_end else T) and hold:
                 return floor
             if kind == "cosine":
                 p = step / T if progress_from_zero else (step - W) / (T - W)
+                p = 1 - p if rising else p
                 return floor + (max_lr - floor) * (1 + math.cos(math.pi * p)) / 2
             if kind == "linear":
                 p = step / T if progress_from_zero else (step - W) / (T - W)
+                p = 1 - p if rising else p
                 return max_lr + (floor - max_lr) * p
             if cooldown_steps == 0:
                 return max_lr if step < T or no_cooldown_holds_max else floor
             start = T - cooldown_steps + cooldown_shift
             if step <= start:
                 return max_lr
-            return max_lr + (floor - max_lr) * (step - start) / (T - start)
+            return max_lr + (floor - max_lr) * (step - start) / (T - start + cooldown_extra)
         return lr
     return shape
+
+
+def _dividing_by(divisor, floats, lr_fn):
+    """The mistake: a division by warmup_steps ("W") or cooldown_steps ("C") made even when it
+    is 0 (ZeroDivisionError; `floats`: Python's "float division by zero" message)."""
+    def lr(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps=0):
+        by = warmup_steps if divisor == "W" else cooldown_steps
+        if divisor == "W" or step >= warmup_steps:
+            (float(step + 1) if floats else step + 1) / by
+        return lr_fn(step, max_lr=max_lr, min_lr=min_lr, warmup_steps=warmup_steps,
+                     total_steps=total_steps, cooldown_steps=cooldown_steps)
+    return lr
+
+
+def _division_hints(kind):
+    """One per message of the ZeroDivisionError (the learner's error is matched by its first
+    line)."""
+    correct = _closed_form()(kind)
+    no_warmup = ("this matches dividing by warmup_steps when it is 0: with warmup_steps = 0 "
+                 "there is no warmup, so compute (s + 1)/W only for s < W (the decay starts at "
+                 "s = 0 with max_lr).")
+    hints = [Hint(_dividing_by("W", floats, correct), no_warmup) for floats in (0, 1)]
+    if kind == "constant_cooldown":
+        hints += [Hint(_dividing_by("C", floats, correct), "this matches dividing by "
+                       "cooldown_steps when it is 0: with cooldown_steps = 0 there is no "
+                       "cooldown, lr = max_lr until s = T, where it drops to min_lr; divide by C "
+                       "only when C > 0.") for floats in (0, 1)]
+    return tuple(hints)
+
+
+def _no_min_hints(kind):
+    """Decaying to 0, whatever is returned from total_steps on."""
+    message = ("this matches decaying to 0 instead of min_lr: the decay ends at min_lr, "
+               "lr = min_lr + (max_lr − min_lr)·(...).")
+    return tuple(Hint(_closed_form(use_min=False, min_from=start)(kind), message)
+                 for start in (None, "T", "T+1"))
 
 
 def _schedule_hints(kind):
@@ -186,10 +230,13 @@ def _schedule_hints(kind):
              "early, at s = T−1; it should reach min_lr exactly at s = total_steps."),
         Hint(_closed_form(hold=False)(kind), "after total_steps the learning rate should stay "
              "at min_lr."),
-        Hint(_closed_form(use_min=False)(kind), "this matches decaying to 0 instead of min_lr: "
-             "the decay ends at min_lr, lr = min_lr + (max_lr − min_lr)·(...)."),
+        *_no_min_hints(kind),
         Hint(_closed_form(warmup="nanogpt")(kind), "this matches a warmup of max_lr·(s+1)/(W+1) "
              "(nanoGPT's); here lr = max_lr·(s+1)/W, so that lr(W−1) = max_lr."),
+        Hint(_closed_form(warmup_through_W=True)(kind), "this matches the warmup formula used at "
+             "s = W too (s <= W), which gives max_lr·(W+1)/W there; the warmup is s < W, and "
+             "at s = W the learning rate is max_lr."),
+        *_division_hints(kind),
         *_shape_hints(kind),
     )
 
@@ -206,6 +253,10 @@ def _shape_hints(kind):
             Hint(_closed_form(no_cooldown_holds_max=True)(kind), "this matches max_lr at "
                  "s = total_steps when cooldown_steps = 0; with no cooldown the learning rate "
                  "drops to min_lr at s = T (lr(T) is min_lr in every schedule)."),
+            Hint(_closed_form(cooldown_extra=1, min_from="T")(kind), "this matches a cooldown "
+                 "spread over C + 1 steps (divided by cooldown_steps + 1); it falls from max_lr "
+                 "at s = T − C to min_lr at s = T in C steps: "
+                 "lr = max_lr + (min_lr − max_lr)·(s − (T − C))/C."),
         )
     return (
         Hint(_closed_form(progress_from_zero=True)(kind), "this matches measuring the decay's "
@@ -213,6 +264,10 @@ def _shape_hints(kind):
         Hint(_closed_form(decay_end=1, hold_from_end=True)(kind), "this matches dividing by "
              "T − W − 1; the decay takes T − W steps, p = (s − W)/(T − W), and reaches min_lr "
              "exactly at s = total_steps."),
+        Hint(_closed_form(rising=True)(kind), "this matches a decay that rises, from min_lr at "
+             "s = W to max_lr at s = T; it falls from max_lr to min_lr: " + (
+                 "lr = min_lr + (max_lr − min_lr)·(1 + cos(π·p))/2, which is max_lr at p = 0."
+                 if kind == "cosine" else "lr = max_lr + (min_lr − max_lr)·p.")),
     )
 
 

@@ -7,6 +7,7 @@ import torch
 
 from primer.exercises.a02_gradient_descent.cases import (
     _NO_UPDATE,
+    _NONE_GRAD_HINTS,
     _log_uniform,
     _opt_case,
     _rounded,
@@ -68,6 +69,8 @@ class _SGDPlain(torch.optim.Optimizer):
     nesterov = False
     decay_into_grad = False  # p.grad.add_(p, alpha=wd): the learner's p.grad is changed
     buffer_is_grad = False  # first step: buf = p.grad itself, not a copy
+    decay_sign = 1  # -1: g ← p.grad − wd·p
+    zero_first = False  # the buffer starts at 0 and stays there at the first step (no move)
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
@@ -82,7 +85,7 @@ class _SGDPlain(torch.optim.Optimizer):
                 if self.decay_into_grad:
                     g = p.grad.add_(p, alpha=wd)
                 elif self.decay and wd:
-                    g = p.grad + wd * p
+                    g = p.grad + self.decay_sign * wd * p
                 else:
                     g = p.grad
                 if mu:
@@ -91,6 +94,8 @@ class _SGDPlain(torch.optim.Optimizer):
                     if self.ema_from_zero:
                         buf = torch.zeros_like(p) if buf is None else buf
                         buf.mul_(mu).add_(g, alpha=1 - mu)
+                    elif buf is None and self.zero_first:
+                        buf = torch.zeros_like(p)
                     elif buf is None:
                         buf = g if self.buffer_is_grad else g.clone()
                     else:
@@ -123,6 +128,13 @@ _SGD_HINTS = (
          "self.state[p]['momentum_buffer'] so that it carries over to the next step."),
     Hint(_sgd_variant("_SGDNesterov", nesterov=True), "this matches Nesterov momentum "
          "(θ ← θ − lr·(g + m·buf)); this exercise steps by the buffer itself, θ ← θ − lr·buf."),
+    Hint(_sgd_variant("_SGDDecaySubtracted", decay_sign=-1), "this matches subtracting the "
+         "weight decay (g ← p.grad − wd·p), which pushes the weights away from 0; add it: "
+         "g ← p.grad + wd·p."),
+    Hint(_sgd_variant("_SGDBufferFromZero", zero_first=True), "this matches a momentum buffer "
+         "that starts at 0, so the first step does not move the parameters; at the first step "
+         "buf = g (a copy of the gradient), then buf ← m·buf + g."),
+    *_NONE_GRAD_HINTS,
 )
 
 _SGD_GRAD_HINTS = (

@@ -308,3 +308,103 @@ class AdamWLerp(torch.optim.Optimizer):
                 s["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                 denom = (s["exp_avg_sq"] / (1 - b2 ** t)).sqrt_().add_(group["eps"])
                 p.addcdiv_(s["exp_avg"], denom, value=-group["lr"] / (1 - b1 ** t))
+
+
+# --------------------------------------------------------------------------- added with the hints
+# for no square root, no (1 − β), swapped betas, moments never stored, a fixed AdamW decay
+# (blind testers' answers, ported).
+
+
+class _TesterAdam(torch.optim.Optimizer):
+    sqrt, one_minus, swap, keep, adamw, fixed_wd = True, True, False, True, False, None
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None):
+        if weight_decay is None:
+            weight_decay = 0.01 if self.adamw else 0.0
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = reversed(group["betas"]) if self.swap else group["betas"]
+            wd = group["weight_decay"] if self.fixed_wd is None else self.fixed_wd
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["step"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                st["step"] += 1
+                t = st["step"]
+                if self.adamw:
+                    p.mul_(1 - group["lr"] * wd)
+                    g = p.grad
+                else:
+                    g = p.grad + wd * p
+                c1, c2 = (1 - b1, 1 - b2) if self.one_minus else (1, 1)
+                m = b1 * st["m"] + c1 * g
+                v = b2 * st["v"] + c2 * g * g
+                if self.keep:
+                    st["m"], st["v"] = m, v
+                mh, vh = m / (1 - b1 ** t), v / (1 - b2 ** t)
+                p.sub_(group["lr"] * mh / ((vh.sqrt() if self.sqrt else vh) + group["eps"]))
+
+
+def _tester(name, exercise, hint, fails, **flags):
+    cls = type(name, (_TesterAdam,), dict(flags, adamw=exercise == "AdamW"))
+    return mutant(exercise, hint=hint, fails=fails)(cls)
+
+
+AdamNoSqrt = _tester("AdamNoSqrt", "Adam", "without the square root", ("first_step",), sqrt=False)
+AdamNoOneMinus = _tester("AdamNoOneMinus", "Adam", "without the (1 − β) factors", ("first_step",),
+                         one_minus=False)
+AdamBetasSwapped = _tester("AdamBetasSwapped", "Adam", "β1 and β2 swapped", ("first_step",),
+                           swap=True)
+AdamMomentsNeverStored = _tester("AdamMomentsNeverStored", "Adam", "never kept", ("first_step",),
+                                 keep=False)
+AdamWDecayFixed = _tester("AdamWDecayFixed", "AdamW", "fixed at 0.01", ("trajectory",),
+                          fixed_wd=0.01)
+
+
+@mutant("Adam", hint="does not skip parameters whose p.grad is None", fails=("first_step",))
+class AdamNoNoneCheck(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                st = self.state[p]
+                if not st:
+                    st.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                st["step"] += 1
+                st["m"].lerp_(p.grad, 1 - b1)
+                st["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m_hat = st["m"] / (1 - b1 ** st["step"])
+                v_hat = st["v"] / (1 - b2 ** st["step"])
+                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+
+
+@alternative("AdamW")
+class AdamWDecayThenAdam(_TesterAdam):
+    """The decay first, then the parent's Adam step with weight_decay set to 0 for it."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    @torch.no_grad()
+    def step(self):
+        saved = [group["weight_decay"] for group in self.param_groups]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+            group["weight_decay"] = 0.0
+        try:
+            super().step()
+        finally:
+            for group, wd in zip(self.param_groups, saved):
+                group["weight_decay"] = wd

@@ -179,3 +179,44 @@ def gd_with_data_sub(loss_fn, theta0, lr, steps):
         losses.append(loss.item())
         theta.data.sub_(lr * theta.grad)
     return theta.detach(), losses
+
+
+# --------------------------------------------------------------------------- added with the hint
+# for an update recorded by autograd (blind testers' answers, ported).
+
+
+@mutant("gradient_descent", hint="update recorded by autograd", fails=("theta",))
+def gd_update_on_graph(loss_fn, theta0, lr, steps):
+    theta = theta0.clone().requires_grad_(True)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        (g,) = torch.autograd.grad(loss, theta, create_graph=False)
+        theta = theta - lr * g
+    return theta, losses
+
+
+@mutant("gradient_descent", hint="update recorded by autograd", fails=("theta",))
+def gd_update_on_graph_detached_at_return(loss_fn, theta0, lr, steps):
+    theta = theta0.clone().requires_grad_(True)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        theta = theta.sub(lr * torch.autograd.grad(loss, theta)[0])
+    return theta.detach(), losses
+
+
+@alternative("gradient_descent")
+def gd_with_torch_optim(loss_fn, theta0, lr, steps):
+    theta = torch.nn.Parameter(theta0.clone())
+    optimizer = torch.optim.SGD([theta], lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(theta)
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+    return theta.detach(), losses

@@ -92,3 +92,25 @@ def mb_while_loop(n, batch_size, generator):
         out.append(perm[start:min(start + batch_size, n)])
         start += batch_size
     return out
+
+
+# --------------------------------------------------------------------------- added with the hint
+# for Python's and NumPy's global RNGs (blind testers' answers, ported).
+
+
+@mutant("minibatches", hint="Python's random", fails=("order",))
+def mb_random_shuffle(n, batch_size, generator):
+    import random
+
+    idx = list(range(n))
+    random.shuffle(idx)
+    perm = torch.tensor(idx)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+@mutant("minibatches", hint="Python's random", fails=("order",))
+def mb_numpy_permutation(n, batch_size, generator):
+    import numpy
+
+    perm = numpy.random.permutation(n)
+    return [torch.as_tensor(perm[i:i + batch_size]) for i in range(0, n, batch_size)]

@@ -141,3 +141,49 @@ def state_bytes_nbytes_loop(optimizer):
             if torch.is_tensor(value):
                 total += value.nbytes
     return total
+
+
+# --------------------------------------------------------------------------- added with the hints
+# for values that are not tensors, AdamW's third buffer, momentum without state, a float32 state
+# (blind testers' answers, ported).
+
+
+@mutant("optimizer_state_bytes", hint="every value in the state as a tensor", fails=("edge_cases",))
+def state_bytes_without_type_check(optimizer):
+    total = 0
+    for per_parameter in optimizer.state.values():
+        for value in per_parameter.values():
+            total += value.numel() * value.element_size()
+    return total
+
+
+@mutant("training_bytes_per_param", hint="AdamW with a third buffer", fails=("float32",))
+def training_adamw_extra_buffer(optimizer, param_bytes=4):
+    return {"sgd": 2, "momentum": 3, "adam": 4, "adamw": 5}[optimizer] * param_bytes
+
+
+@mutant("training_bytes_per_param", hint="momentum keeping no state", fails=("float32",))
+def training_momentum_for_free(optimizer, param_bytes=4):
+    return {"sgd": 2, "momentum": 2, "adam": 4, "adamw": 4}[optimizer] * param_bytes
+
+
+@mutant("training_bytes_per_param", hint="optimizer state of 4 bytes per number",
+        fails=("any_precision",))
+def training_state_in_float32(optimizer, param_bytes=4):
+    buffers = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[optimizer]
+    return 2 * param_bytes + 4 * buffers
+
+
+@alternative("training_bytes_per_param")
+def training_measured_on_torch(optimizer, param_bytes=4):
+    dtype = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}[param_bytes]
+    p = torch.nn.Parameter(torch.zeros(1000, dtype=dtype))
+    make = {"sgd": lambda: torch.optim.SGD([p], lr=0.1),
+            "momentum": lambda: torch.optim.SGD([p], lr=0.1, momentum=0.9),
+            "adam": lambda: torch.optim.Adam([p]), "adamw": lambda: torch.optim.AdamW([p])}
+    opt = make[optimizer]()
+    p.grad = torch.ones_like(p)
+    opt.step()
+    state = sum(t.nbytes for s in opt.state.values() for t in s.values()
+                if isinstance(t, torch.Tensor) and t.dim() > 0)
+    return (2 * p.nbytes + state) // p.numel()

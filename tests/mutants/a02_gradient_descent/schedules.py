@@ -170,3 +170,118 @@ def constant_cooldown_by_min(step, *, max_lr, min_lr, warmup_steps, total_steps,
     if into_cooldown <= 0:
         return max_lr
     return max_lr - (max_lr - min_lr) * into_cooldown / cooldown_steps
+
+
+# --------------------------------------------------------------------------- added with the hints
+# for decaying to 0 with min_lr from T on, s <= W, a division by W or C = 0, a rising decay, a
+# cooldown over C + 1 steps (blind testers' answers, ported).
+
+
+@mutant("lr_warmup_cosine", hint="decaying to 0 instead of min_lr", fails=("decay",))
+def cosine_to_zero_then_min(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    p = (step - warmup_steps) / (total_steps - warmup_steps)
+    return 0.5 * max_lr * (1 + math.cos(math.pi * p))
+
+
+@mutant("lr_warmup_linear", hint="decaying to 0 instead of min_lr", fails=("decay",))
+def linear_to_zero_min_after_end(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > total_steps:
+        return min_lr
+    return max_lr * (total_steps - step) / (total_steps - warmup_steps)
+
+
+@mutant("lr_warmup_constant_cooldown", hint="decaying to 0 instead of min_lr", fails=("decay",))
+def cooldown_to_zero(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    start = total_steps - cooldown_steps
+    return max_lr if step <= start else max_lr * (1 - (step - start) / cooldown_steps)
+
+
+@mutant("lr_warmup_cosine", hint="used at s = W too", fails=("warmup",))
+def cosine_warmup_includes_W(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step <= warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    p = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * p)) / 2
+
+
+@mutant("lr_warmup_cosine", hint="dividing by warmup_steps when it is 0", fails=("decay",))
+def cosine_divides_by_zero_warmup(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    warm = min(1.0, (step + 1) / warmup_steps)
+    if step < warmup_steps:
+        return max_lr * warm
+    p = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * p)) / 2
+
+
+@mutant("lr_warmup_linear", hint="dividing by warmup_steps when it is 0", fails=("decay",))
+def linear_warmup_factor_first(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    warm = max_lr * (step + 1) / warmup_steps
+    if step < warmup_steps:
+        return warm
+    p = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return max_lr + (min_lr - max_lr) * p
+
+
+@mutant("lr_warmup_cosine", hint="a decay that rises", fails=("warmup",))
+def cosine_one_minus_cos(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    p = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + (max_lr - min_lr) * (1 - math.cos(math.pi * p)) / 2
+
+
+@mutant("lr_warmup_linear", hint="a decay that rises", fails=("warmup",))
+def linear_rises(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    return min_lr + (max_lr - min_lr) * (step - warmup_steps) / (total_steps - warmup_steps)
+
+
+@mutant("lr_warmup_constant_cooldown", hint="dividing by cooldown_steps when it is 0",
+        fails=("decay",))
+def cooldown_divides_by_zero(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    p = max(0.0, (step - (total_steps - cooldown_steps)) / cooldown_steps)
+    return max_lr + (min_lr - max_lr) * p
+
+
+@mutant("lr_warmup_constant_cooldown", hint="spread over C + 1 steps", fails=("decay",))
+def cooldown_over_c_plus_one(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    start = total_steps - cooldown_steps
+    if cooldown_steps == 0 or step <= start:
+        return max_lr
+    return max_lr + (min_lr - max_lr) * (step - start) / (cooldown_steps + 1)
+
+
+@alternative("lr_warmup_constant_cooldown")
+def constant_cooldown_np_interp(step, *, max_lr, min_lr, warmup_steps, total_steps, cooldown_steps):
+    import numpy as np
+
+    W, T, C = warmup_steps, total_steps, cooldown_steps
+    if step < W:
+        return max_lr * (step + 1) / W
+    if step >= T:
+        return min_lr
+    return float(np.interp(step, [W, T - C, T], [max_lr, max_lr, min_lr])) if C else max_lr
+

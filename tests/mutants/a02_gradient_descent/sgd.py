@@ -250,3 +250,94 @@ class SGDCloneThenInPlace(torch.optim.Optimizer):
                     state["momentum_buffer"].mul_(mu).add_(d)
                     d = state["momentum_buffer"]
                 p -= lr * d
+
+
+# --------------------------------------------------------------------------- added with the hints
+# for a missing None check, a subtracted decay and a buffer from 0 (blind testers' answers, ported).
+
+
+class _SGDBase(torch.optim.Optimizer):
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+
+@mutant("SGD", hint="does not skip parameters whose p.grad is None", fails=("plain",))
+class SGDNoNoneCheckWithMomentum(_SGDBase):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                if group["momentum"]:
+                    st = self.state[p]
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = g.clone()
+                    else:
+                        st["momentum_buffer"].mul_(group["momentum"]).add_(g)
+                    g = st["momentum_buffer"]
+                p.add_(g, alpha=-group["lr"])
+
+
+@mutant("SGD", hint="does not skip parameters whose p.grad is None", fails=("plain",))
+class SGDNoNoneCheckPlain(_SGDBase):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p -= group["lr"] * p.grad
+
+
+@mutant("SGD", hint="subtracting the weight decay", fails=("weight_decay",))
+class SGDDecaySubtracted(_SGDBase):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.clone()
+                g.sub_(p, alpha=group["weight_decay"])
+                if group["momentum"]:
+                    buf = self.state[p].get("momentum_buffer")
+                    if buf is None:
+                        buf = self.state[p]["momentum_buffer"] = g.clone()
+                    else:
+                        buf.mul_(group["momentum"]).add_(g)
+                    g = buf
+                p.sub_(group["lr"] * g)
+
+
+@mutant("SGD", hint="buffer that starts at 0", fails=("momentum",))
+class SGDBufferZeroAtFirstStep(_SGDBase):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad + group["weight_decay"] * p
+                if group["momentum"]:
+                    st = self.state[p]
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = torch.zeros_like(p)
+                    else:
+                        st["momentum_buffer"].mul_(group["momentum"]).add_(g)
+                    g = st["momentum_buffer"]
+                p.add_(g, alpha=-group["lr"])
+
+
+@alternative("SGD")
+class SGDOnData(_SGDBase):
+    """p.data arithmetic without torch.no_grad(), the buffer replaced by a new tensor each step."""
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data + group["weight_decay"] * p.data
+                state = self.state[p]
+                if group["momentum"] > 0:
+                    state["buf"] = g.clone() if "buf" not in state else group["momentum"] * state["buf"] + g
+                    g = state["buf"]
+                p.data -= group["lr"] * g
