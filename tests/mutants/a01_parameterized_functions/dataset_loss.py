@@ -123,3 +123,14 @@ def dataset_with_a_dataloader(model, loss_fn, inputs, targets, batch_size):
         for x, y in DataLoader(TensorDataset(inputs, targets), batch_size=batch_size):
             total += loss_fn(model(x), y).double() * len(x)
     return float(total / len(inputs))
+
+
+@mutant("dataset_loss", hint="loss_fn(..., reduction='sum')", fails=("even_batches",))
+def dataset_reduction_sum_keyword(model, loss_fn, inputs, targets, batch_size):
+    """(a tester's answer) reduction='sum' passed to loss_fn, then divided by the examples."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch_size):
+            total += loss_fn(model(inputs[i:i + batch_size]), targets[i:i + batch_size],
+                             reduction="sum").item()
+    return total / len(inputs)
