@@ -140,6 +140,49 @@ def _ce_ignores_default_only(logits, targets, ignore_index=-100, reduction="mean
     return F.cross_entropy(logits, targets, reduction=reduction)
 
 
+def _ce_no_ignore_indexed(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: the targets used as indices as they are, -100 included."""
+    nll = torch.logsumexp(logits, 1) - logits[torch.arange(len(targets)), targets]
+    return nll if reduction == "none" else nll.sum() if reduction == "sum" else nll.mean()
+
+
+def _ce_no_ignore_gathered(logits, targets, ignore_index=-100, reduction="mean"):
+    """The same mistake through gather."""
+    nll = torch.logsumexp(logits, 1) - logits.gather(1, targets[:, None])[:, 0]
+    return nll if reduction == "none" else nll.sum() if reduction == "sum" else nll.mean()
+
+
+def _raising_only(mistake):
+    """`mistake` where it raises; elsewhere an output no answer gives. Where the targets hold no
+    -100 (ignore_index=2), not looking at ignore_index gives what _ce_ignores_default_only gives,
+    and that hint names it there."""
+    def raising(*args, **kwargs):
+        mistake(*args, **kwargs)
+        return "(named by its error only)"
+    return raising
+
+
+def _ce_ignored_kept(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: the mean divides by the targets kept, but the ignored losses (class 0's)
+    are still in the sum."""
+    keep = targets != ignore_index
+    nll = torch.logsumexp(logits, 1) - logits.gather(1, targets.clamp(min=0)[:, None])[:, 0]
+    return nll if reduction == "none" else nll.sum() if reduction == "sum" else nll.sum() / keep.sum()
+
+
+def _ce_column_index(logits, targets, ignore_index=-100, reduction="mean"):
+    """The mistake: logits[:, targets], an (N, N) table (row i's logit of every target)."""
+    keep = targets != ignore_index
+    nll = (torch.logsumexp(logits, 1) - logits[:, targets.clamp(min=0)]) * keep
+    if reduction == "none":
+        return nll
+    return nll.sum() if reduction == "sum" else nll.sum() / (keep.sum() * len(targets))
+
+
+_NOT_IGNORED = ("this matches using the targets as indices without leaving out ignore_index: "
+                "-100 is not a class. Pick with a safe index (e.g. targets.clamp(min=0) or "
+                "torch.where), then set the ignored losses to 0 and divide by the number kept.")
+
 _UNSTABLE = ("exp() of large logits overflows to inf (and of very negative ones underflows to 0) "
              "in float32. Subtract each row's maximum before exponentiating (log-sum-exp), or use "
              "torch.logsumexp.")
@@ -166,6 +209,13 @@ _CE_HINTS = (
          "return N losses, 0 where the target is ignored."),
     Hint(_ce_ignores_default_only, "this matches not ignoring the targets equal to ignore_index "
          "(here 2): compare with the ignore_index argument, not with the default -100."),
+    Hint(_raising_only(_ce_no_ignore_indexed), _NOT_IGNORED),
+    Hint(_raising_only(_ce_no_ignore_gathered), _NOT_IGNORED),
+    Hint(_ce_ignored_kept, "this matches leaving the ignored targets' losses in the sum (only the "
+         "divisor counts the kept ones): set the loss to 0 where targets == ignore_index."),
+    Hint(_ce_column_index, "this matches logits[:, targets], which picks every target's logit in "
+         "every row, an (N, N) table: pick one logit per row, logits[torch.arange(N), targets] or "
+         "logits.gather(1, targets[:, None])."),
 )
 
 register(

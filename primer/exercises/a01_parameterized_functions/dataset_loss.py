@@ -88,6 +88,15 @@ def _dataset_range_short(model, loss_fn, inputs, targets, batch_size):
     return _weighted(model, loss_fn, _batches(inputs, targets, batch_size, len(inputs) - batch_size))
 
 
+def _dataset_reduction_sum(model, loss_fn, inputs, targets, batch_size):
+    """The mistake: loss_fn(..., reduction="sum") per batch, divided by the number of examples:
+    for targets of several columns (regression) that sums over the columns too."""
+    with torch.no_grad():
+        total = sum(float(loss_fn(model(x), y, reduction="sum"))
+                    for x, y in _batches(inputs, targets, batch_size))
+    return total / len(inputs)
+
+
 # Two ways to leave out the last batch (len // batch_size batches, or a range that stops at
 # len - batch_size) give the same numbers when the last batch is smaller: one sentence for both.
 _LAST_LEFT_OUT = ("this matches dropping the last batch: every example counts, the smaller last batch's too. "
@@ -106,6 +115,10 @@ _DATASET_HINTS = (
     Hint(_dataset_short_slices, "this matches batches of batch_size - 1 examples (one lost per "
          "batch): the batch starting at i is inputs[i:i + batch_size]."),
     Hint(_dataset_range_short, _LAST_LEFT_OUT),
+    Hint(_dataset_reduction_sum, "this matches calling loss_fn(..., reduction='sum') and dividing "
+         "by the number of examples: for a target with several columns (the regression cases) "
+         "that sum is over the columns too. Call loss_fn(pred, y) as given (a mean over the "
+         "batch) and weight it by the batch's size, len(x)."),
 )
 
 

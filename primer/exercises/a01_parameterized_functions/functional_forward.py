@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from primer.exercises._common import mlp, randn
+from primer.exercises._common import mlp, randn, seeded
 from primer.grading import Case, Check, Hint, register
 
 # --------------------------------------------------------------------------- functional_forward
@@ -33,6 +33,12 @@ def _functional_cases(gen):
     frozen[0].requires_grad_(False)
     n = sum(p.numel() for p in frozen.parameters())
     cases.append(Case(f"MLP 5→6→2, first layer frozen, N={n}", (frozen, randn(gen, n), randn(gen, 3, 5))))
+    # BatchNorm's running statistics are buffers, not parameters: θ does not hold them.
+    with seeded(gen):
+        normed = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 2))
+    n = sum(p.numel() for p in normed.parameters())
+    cases.append(Case(f"Linear 4→6, BatchNorm1d(6) (its buffers are not parameters), Tanh, "
+                      f"Linear 6→2, N={n}", (normed, randn(gen, n), randn(gen, 5, 4))))
     return cases
 
 
@@ -109,6 +115,11 @@ def _functional_sorted_names(model, theta, x):
     return torch.func.functional_call(model, _split(model, theta, named), (x,))
 
 
+def _functional_state_dict(model, theta, x):
+    """The mistake: θ cut into the entries of model.state_dict(), buffers included."""
+    return torch.func.functional_call(model, _split(model, theta, model.state_dict().items()), (x,))
+
+
 _VALUES_HINTS = (
     Hint(_functional_trainable_only, "this matches taking θ apart for the trainable parameters "
          "only: θ holds every parameter of model.parameters(), frozen ones (requires_grad=False) "
@@ -119,6 +130,9 @@ _VALUES_HINTS = (
          "reshape each slice straight to p.shape (row-major, like torch.reshape)."),
     Hint(_functional_sorted_names, "this matches taking the parameters in alphabetical order of "
          "their names: use the order of model.parameters() (each weight before its bias)."),
+    Hint(_functional_state_dict, "this matches cutting θ into the entries of model.state_dict(): "
+         "it also holds buffers (BatchNorm's running statistics), which are not parameters and "
+         "have no slice in θ. Use model.named_parameters()."),
 )
 
 _GRAPH_CUT = ("the output does not depend on θ in the autograd graph, so no gradient reaches θ: "

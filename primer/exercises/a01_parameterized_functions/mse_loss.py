@@ -82,6 +82,18 @@ def _mse_float32(pred, target, reduction="mean"):
     return F.mse_loss(pred.float(), target.float(), reduction=reduction)
 
 
+def _mse_mean_dim0(pred, target, reduction="mean"):
+    """The mistake: 'mean' averages over dim 0 (the batch) only, leaving a tensor."""
+    e2 = (pred - target) ** 2
+    return e2.mean(0) if reduction == "mean" else F.mse_loss(pred, target, reduction=reduction)
+
+
+def _mse_none_summed(pred, target, reduction="mean"):
+    """The mistake: 'none' sums each example's last dimension (one loss per row)."""
+    e2 = (pred - target) ** 2
+    return e2.sum(-1) if reduction == "none" else F.mse_loss(pred, target, reduction=reduction)
+
+
 _MSE_HINTS = (
     Hint(_mse_batch_mean, "this matches dividing by the batch size; the mean is over every "
          "element (divide by pred.numel())."),
@@ -104,6 +116,11 @@ _MSE_HINTS = (
          "that the loss stays differentiable."),
     Hint(_mse_float32, "this matches computing in float32: keep the dtype of pred (float64 "
          "inputs give a float64 loss)."),
+    Hint(_mse_mean_dim0, "this matches averaging over dim 0 only (e.g. .mean(0) or "
+         ".mean(dim=0)), which leaves a tensor: 'mean' averages over every element, "
+         "e2.mean() with no dim, and returns a scalar."),
+    Hint(_mse_none_summed, "this matches summing over the last dimension for reduction='none': "
+         "'none' reduces nothing, return e² elementwise in the shape of pred."),
 )
 
 register(

@@ -85,6 +85,21 @@ def _next_token_with_literal_softmax(logits, tokens):
     return -p.log().gather(1, y[:, None])[:, 0].mean()
 
 
+def _next_token_view(logits, tokens):
+    """The mistake: .view on the slice logits[:, :-1], which is not contiguous."""
+    return F.cross_entropy(logits[:, :-1].view(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+
+
+def _next_token_unflattened(logits, tokens):
+    """The mistake: (B, T-1, V) logits given to F.cross_entropy, which wants classes in dim 1."""
+    return F.cross_entropy(logits[:, :-1], tokens[:, 1:])
+
+
+def _next_token_per_sequence(logits, tokens):
+    """The mistake: the sum of the B(T-1) losses divided by B (a loss per sequence)."""
+    return _next_token_sum(logits, tokens) / tokens.shape[0]
+
+
 _UNSTABLE_CE = ("the shift is right, but the cross-entropy is not stable for large logits: if you "
                 "call your cross_entropy, fix Exercise 4 first (its check cross_entropy.stable), or "
                 "use F.cross_entropy here.")
@@ -107,6 +122,13 @@ _SHIFT_HINTS = (
     Hint(_next_token_both_from_1, "this matches dropping the first position of both logits and "
          "tokens: drop the last position of the logits and the first token (logits[:, :-1] "
          "against tokens[:, 1:])."),
+    Hint(_next_token_view, "this matches .view on logits[:, :-1]: the slice is not contiguous in "
+         "memory, so it cannot be viewed as (B(T-1), V). Use .reshape(-1, V)."),
+    Hint(_next_token_unflattened, "this matches giving (B, T-1, V) logits to a cross-entropy "
+         "that reads dim 1 as the classes (here T-1): flatten to (B(T-1), V) logits and "
+         "B(T-1) targets first (or move V to dim 1)."),
+    Hint(_next_token_per_sequence, "this matches dividing the sum of the B(T-1) losses by B (a "
+         "loss per sequence): return the mean over all B(T-1) predictions."),
 )
 
 register(

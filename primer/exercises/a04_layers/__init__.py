@@ -7,7 +7,8 @@ notebook's order:
 - harness.py: what several exercises share: leaf tensors, the gradcheck verdict and its hint,
   loading weights into a module by parameter name, the module `run` (forward and backward), and
   the SwiGLU reference with its weights (MLPBlock is built on it);
-- linear.py: LinearFunction and Linear (the module, and its initialization statistics);
+- linear.py: LinearFunction and Linear (the module, and its initialization statistics), with
+  linear_mistakes.py: the wrong Functions that LinearFunction's hints implement;
 - activations.py: relu, gelu, silu;
 - swiglu.py: SwiGLU;
 - layer_norm.py: LayerNormFunction; layer_norm_module.py: LayerNorm (the module);

@@ -107,6 +107,16 @@ def _gelu_tanh_sqrt(x, approximate="none"):
     return F.gelu(x)
 
 
+def _gelu_tanh_sqrt_pi_over_2(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(math.pi / 2) * (x + 0.044715 * x ** 3)))
+    return F.gelu(x)
+
+
+def _gelu_float64(x, approximate="none"):
+    return F.gelu(x.double(), approximate=approximate)
+
+
 def _gelu_sigmoid(x, approximate="none"):
     return x * torch.sigmoid(1.702 * x)
 
@@ -162,7 +172,13 @@ def _gelu_always_tanh(x, approximate="none"):
     return F.gelu(x, approximate="tanh")
 
 
+_FLOAT64 = ("this matches computing in float64 and returning that: the result must have the "
+            "input's dtype. Compute in x's own dtype, or convert back with .to(x.dtype).")
+
 _GELU_HINTS = (
+    Hint(_gelu_tanh_sqrt_pi_over_2, "this matches √(π/2) in the tanh approximation; the factor is "
+         "√(2/π) (math.sqrt(2 / math.pi) ≈ 0.798)."),
+    Hint(_gelu_float64, _FLOAT64),
     Hint(_gelu_tanh_constant, "this matches a wrong constant in the tanh approximation: it is "
          "0.044715 (x + 0.044715 x³)."),
     Hint(_gelu_tanh_sqrt, "this matches √2/π in the tanh approximation; the factor is √(2/π)."),
@@ -211,11 +227,16 @@ def _silu_where_branches(x):
     return torch.where(x >= 0, x / (1 + torch.exp(-x)), x * torch.exp(x) / (1 + torch.exp(x)))
 
 
+def _silu_float64(x):
+    return F.silu(x.double())
+
+
 def _silu_float32(x):
     return x.float() * torch.sigmoid(x.float())
 
 
 _SILU_HINTS = (
+    Hint(_silu_float64, _FLOAT64),
     Hint(_silu_exp_ratio, "exp(x) overflows to inf for x > 88 in float32 and inf/inf is NaN: "
          "use torch.sigmoid (x * torch.sigmoid(x)), which is stable at both ends."),
     Hint(_silu_over_exp, "the value is right but the gradient is NaN for very negative x: "

@@ -285,6 +285,23 @@ class _LNParamsDimZero(_LNBackwardMistake):
         return gx, (g * xhat).sum(0), g.sum(0)
 
 
+def _ln_gradients_shifted(ctx, g):
+    """The mistake: (gx, gw, gb, None, None), the gradients not in forward's input order."""
+    gx, _, gw, gb, _ = _LNBackwardMistake.backward(ctx, g)
+    return gx, gw, gb, None, None
+
+
+def _named_like_the_learners(backward):
+    """A Function named LayerNormFunction, like the learner's: autograd's errors about what a
+    backward returns name its class ("function LayerNormFunctionBackward returned ..."), and a
+    hint matches an error by its first line."""
+    class LayerNormFunction(_LNBackwardMistake):
+        pass
+
+    LayerNormFunction.backward = staticmethod(backward)
+    return LayerNormFunction
+
+
 _LN_HINTS = (
     Hint(_LNUnbiased, "this matches the unbiased variance (dividing by D - 1); LayerNorm uses the "
          "biased one: the mean of (x - μ)² over the D normalized elements (unbiased=False)."),
@@ -321,6 +338,10 @@ _LN_BACKWARD_HINTS = _LN_HINTS + (
     Hint(_LNParamsDimZero, "autograd summed it for you, but your backward sums dL/dγ and dL/dβ "
          "over dim 0 only: with more than one batch dimension, sum over all of them "
          "(tuple(range(g.dim() - len(normalized_shape))))."),
+    Hint(_named_like_the_learners(_ln_gradients_shifted), "this matches returning (grad_x, "
+         "grad_weight, grad_bias, None, None): backward returns one gradient per input of forward, "
+         "in forward's order (x, normalized_shape, weight, bias, eps), so "
+         "(grad_x, None, grad_weight, grad_bias, None)."),
 )
 
 register(

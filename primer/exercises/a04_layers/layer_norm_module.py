@@ -98,6 +98,13 @@ class _LNModuleBiasOnes(nn.LayerNorm):
             nn.init.ones_(self.bias)
 
 
+class _LNModuleSwapped(nn.LayerNorm):
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            nn.init.zeros_(self.weight)
+            nn.init.ones_(self.bias)
+
+
 class _LNModuleIntShape(nn.LayerNorm):
     def __init__(self, normalized_shape, *args, **kwargs):
         super().__init__(normalized_shape, *args, **kwargs)
@@ -136,6 +143,8 @@ register(
                       "output would be β and no gradient would reach x. Start γ at ones."),
                  Hint(_LNModuleBiasOnes, "this matches bias (β) initialized to ones; it starts at "
                       "zeros (and γ at ones), so the layer starts as the plain normalization."),
+                 Hint(_LNModuleSwapped, "this matches the two initializations swapped, weight "
+                      "(γ) zeros and bias (β) ones: γ starts at ones, β at zeros."),
                  Hint(_LNModuleAlwaysAffine, "this matches creating weight and bias even when "
                       "elementwise_affine=False; then both are None and the module has no "
                       "parameters."),

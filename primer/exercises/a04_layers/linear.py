@@ -21,6 +21,22 @@ from .harness import (
     _returned_shapes,
     _WrongBackward,
 )
+from .linear_mistakes import (
+    _LinearBiasDimZero,
+    _LinearBiasMean,
+    _LinearBiasNotSummed,
+    _LinearFlatOutput,
+    _LinearForgetsBias,
+    _LinearGradInputTransposed,
+    _LinearGradWeightTransposed,
+    _LinearNoBiasGrad,
+    _LinearNoGradForMissingBias,
+    _LinearTransposedForward,
+    _LinearTwoGradients,
+    _LinearWeightFirstIndex,
+    _LinearWeightMean,
+    _LinearWeightPerRow,
+)
 
 # --------------------------------------------------------------------------- LinearFunction
 
@@ -111,98 +127,6 @@ def _run_linear_gradcheck(fn, case):
     return _gradcheck_verdict(fn.apply, tuple(_leaf(t) for t in case.args))
 
 
-def _flat(t):
-    return t.reshape(-1, t.shape[-1])
-
-
-class _LinearRightForward(torch.autograd.Function):
-    """The correct forward; the hint classes below differ only in a wrong backward."""
-
-    @staticmethod
-    def forward(ctx, x, w, b=None):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return F.linear(x, w, b)
-
-
-class _LinearNoBiasGrad(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, _flat(g).T @ _flat(x), None
-
-
-class _LinearGradWeightTransposed(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, _flat(x).T @ _flat(g), _flat(g).sum(0) if ctx.has_bias else None
-
-
-class _LinearGradInputTransposed(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w.T, _flat(g).T @ _flat(x), _flat(g).sum(0) if ctx.has_bias else None
-
-
-class _LinearBiasMean(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, _flat(g).T @ _flat(x), _flat(g).mean(0) if ctx.has_bias else None
-
-
-class _LinearBiasDimZero(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, _flat(g).T @ _flat(x), g.sum(0) if ctx.has_bias else None
-
-
-class _LinearBiasNotSummed(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, _flat(g).T @ _flat(x), g if ctx.has_bias else None
-
-
-class _LinearWeightPerRow(_LinearRightForward):
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, g.mT @ x, _flat(g).sum(0) if ctx.has_bias else None
-
-
-class _LinearFlatOutput(_LinearRightForward):
-    """Works on x.reshape(-1, in) and returns (N, out), never reshaped back."""
-
-    @staticmethod
-    def forward(ctx, x, w, b=None):
-        x2 = _flat(x)
-        ctx.save_for_backward(x2, w)
-        ctx.has_bias = b is not None
-        return F.linear(x2, w, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        x2, w = ctx.saved_tensors
-        return g @ w, g.T @ x2, g.sum(0) if ctx.has_bias else None
-
-
-class _LinearTransposedForward:
-    @staticmethod
-    def apply(x, w, b=None):
-        y = x @ w
-        return y if b is None else y + b
-
-
-class _LinearForgetsBias:
-    @staticmethod
-    def apply(x, w, b=None):
-        return x @ w.T
-
-
 _LINEAR_FORWARD_HINTS = (
     Hint(_LinearTransposedForward, "this matches x @ W: with W of shape (out, in), the layer "
          "computes x @ W.T (each output is a row of W dotted with x)."),
@@ -226,6 +150,16 @@ _LINEAR_BACKWARD_HINTS = (
     Hint(_LinearWeightPerRow, "autograd summed it for you, but your backward returns one weight "
          "gradient per batch element (g.mT @ x keeps the leading dimensions): flatten g and x to "
          "(N, out) and (N, in) first, so gᵀx has W's shape (out, in)."),
+    Hint(_LinearWeightMean, "this matches dividing the weight gradient by the number of rows N: "
+         "the chain rule sums over the rows, dL/dW = gᵀx with no 1/N."),
+    Hint(_LinearWeightFirstIndex, "this matches the weight gradient of the first leading index "
+         "only (g[0]ᵀ x[0]): every position contributes, so flatten g to (N, out) and x to "
+         "(N, in) and take gᵀx over all N rows."),
+    Hint(_LinearNoGradForMissingBias, "this matches returning a zero tensor as the bias gradient "
+         "when bias is None: an input that is None gets the gradient None."),
+    Hint(_LinearTwoGradients, "this matches a backward that returns two gradients: it returns "
+         "one per input of forward, here three (grad_x, grad_weight, grad_bias), None for a "
+         "bias that is None."),
 )
 
 _LEADING_DIMS_HINTS = _LINEAR_BACKWARD_HINTS + (
@@ -381,6 +315,12 @@ class _LinearModuleTransposed(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+# The first case is square: a weight stored as (in, out) takes the (out, in) tensor loaded into
+# it and computes x @ W, whether written so or as x @ self.weight.T with the shape swapped.
+_MODULE_TRANSPOSED = ("this matches x @ W for the loaded weight W: the weight has nn.Linear's "
+                      "shape (out_features, in_features) and the layer computes x @ W.T. If you "
+                      "create it as (in_features, out_features), create it as (out, in) instead.")
+
 _INIT_HINTS = (
     Hint(_InitNormal, "this matches a normal distribution; nn.Linear draws every weight from the "
          "uniform distribution U(-k, k), k = 1/√in_features (torch.empty(...).uniform_(-k, k))."),
@@ -397,7 +337,7 @@ register(
     Check("Linear", "forward",
           "output and gradients match nn.Linear with the same weight and bias",
           _linear_module_cases, nn.Linear, run=_module_run("both"),
-          hints=(Hint(_LinearModuleTransposed, _LINEAR_FORWARD_HINTS[0].message),), single_threaded=True),
+          hints=(Hint(_LinearModuleTransposed, _MODULE_TRANSPOSED),), single_threaded=True),
     Check("Linear", "init",
           "parameters weight (out, in) and bias (out,), drawn from U(-1/√in, 1/√in) like nn.Linear",
           _linear_init_cases, nn.Linear, run=_run_linear_init, hints=_INIT_HINTS, points=2,

@@ -67,7 +67,16 @@ class _BlockNormTwice(TorchMLPBlock):
         return self.norm(x + self.ffn(self.norm(x)))
 
 
+class _BlockInPlace(TorchMLPBlock):
+    def forward(self, x):
+        x += self.ffn(self.norm(x))
+        return x
+
+
 _BLOCK_HINTS = (
+    Hint(_BlockInPlace, "this matches adding the branch into x in place (x += ...): that "
+         "overwrites the caller's input, which autograd forbids for a tensor that requires grad. "
+         "Return a new tensor: x + SwiGLU(LayerNorm(x))."),
     Hint(_BlockNoResidual, "this matches SwiGLU(LayerNorm(x)) without the residual: add x."),
     Hint(_BlockPostNorm, "this matches LayerNorm(x + SwiGLU(x)) (post-norm); here the norm comes "
          "first, inside the branch: x + SwiGLU(LayerNorm(x)) (pre-norm)."),

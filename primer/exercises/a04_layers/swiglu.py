@@ -53,6 +53,11 @@ class _SwiGLUSiluOfProduct(TorchSwiGLU):
         return self.w2(F.silu(self.w1(x) * self.w3(x)))
 
 
+class _SwiGLUSiluAfterW2(TorchSwiGLU):
+    def forward(self, x):
+        return F.silu(self.w2(self.w1(x) * self.w3(x)))
+
+
 _SWIGLU_HINTS = (
     Hint(_SwiGLUSigmoid, "this matches σ(W1 x) ⊙ W3 x (a GLU with a sigmoid gate); SwiGLU uses "
          "SiLU: silu(W1 x) = (W1 x)·σ(W1 x)."),
@@ -64,6 +69,8 @@ _SWIGLU_HINTS = (
          "multiplied elementwise: silu(W1 x) ⊙ W3 x."),
     Hint(_SwiGLUSiluOfProduct, "this matches silu(W1 x ⊙ W3 x), SiLU applied after the product; "
          "it goes on W1 x alone: silu(W1 x) ⊙ W3 x."),
+    Hint(_SwiGLUSiluAfterW2, "this matches silu(W2 (W1 x ⊙ W3 x)), SiLU applied to the output of "
+         "W2; it goes on W1 x, before the product and before W2: W2 (silu(W1 x) ⊙ W3 x)."),
 )
 
 register(

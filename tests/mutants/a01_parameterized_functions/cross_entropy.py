@@ -179,3 +179,43 @@ def ce_row_by_row(logits, targets, ignore_index=-100, reduction="mean"):
     loss = torch.stack(losses)
     n = (targets != ignore_index).sum()
     return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.sum() / n
+
+
+def _reduce(loss, valid, reduction):
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / valid.sum()
+
+
+@mutant("cross_entropy", hint="without leaving out ignore_index", fails=("ignore_index",))
+def ce_no_ignore(logits, targets, ignore_index=-100, reduction="mean"):
+    """(a tester's answer) ignore_index never looked at."""
+    loss = torch.logsumexp(logits, 1) - logits[torch.arange(len(targets)), targets]
+    return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
+
+
+@mutant("cross_entropy", hint="without leaving out ignore_index", fails=("ignore_index",))
+def ce_no_ignore_gather(logits, targets, ignore_index=-100, reduction="mean"):
+    loss = torch.logsumexp(logits, dim=-1) - torch.gather(logits, 1, targets.unsqueeze(1)).squeeze(1)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+@mutant("cross_entropy", hint="leaving the ignored targets' losses in the sum", fails=("ignore_index",))
+def ce_ignored_not_zeroed(logits, targets, ignore_index=-100, reduction="mean"):
+    """(a tester's answer) only the divisor leaves the ignored targets out."""
+    valid = targets != ignore_index
+    t = targets.clamp(min=0)
+    loss = torch.logsumexp(logits, 1) - logits.gather(1, t[:, None]).squeeze(1)
+    return _reduce(loss, valid, reduction)
+
+
+@mutant("cross_entropy", hint="logits[:, targets]", fails=("values",))
+def ce_column_index(logits, targets, ignore_index=-100, reduction="mean"):
+    """(a tester's answer) an (N, N) table instead of one logit per row."""
+    valid = targets != ignore_index
+    t = torch.where(valid, targets, 0)
+    loss = torch.logsumexp(logits, 1) - logits[:, t]
+    loss = torch.where(valid, loss, 0.0)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / (valid.sum() * len(t))

@@ -123,3 +123,26 @@ def dataset_with_a_dataloader(model, loss_fn, inputs, targets, batch_size):
         for x, y in DataLoader(TensorDataset(inputs, targets), batch_size=batch_size):
             total += loss_fn(model(x), y).double() * len(x)
     return float(total / len(inputs))
+
+
+@mutant("dataset_loss", hint="loss_fn(..., reduction='sum')", fails=("even_batches",))
+def dataset_reduction_sum_keyword(model, loss_fn, inputs, targets, batch_size):
+    """(a tester's answer) reduction='sum' passed to loss_fn, then divided by the examples."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch_size):
+            total += loss_fn(model(inputs[i:i + batch_size]), targets[i:i + batch_size],
+                             reduction="sum").item()
+    return total / len(inputs)
+
+
+@alternative("dataset_loss")
+def dataset_running_mean(model, loss_fn, inputs, targets, batch_size):
+    """(a tester's answer) a running mean updated batch by batch, under inference_mode."""
+    mean, seen = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(inputs), batch_size):
+            xb, yb = inputs[start:start + batch_size], targets[start:start + batch_size]
+            seen += len(xb)
+            mean += (float(loss_fn(model(xb), yb)) - mean) * len(xb) / seen
+    return mean

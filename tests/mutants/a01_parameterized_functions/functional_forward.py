@@ -32,7 +32,7 @@ def forward_transposed_weights(model, theta, x):
 
 @alternative("functional_forward")
 def forward_by_hand(model, theta, x):
-    """Walks the Sequential layer by layer; works for Linear and activation layers."""
+    """Walks the Sequential layer by layer; works for Linear, BatchNorm1d and activation layers."""
     offset = 0
     for layer in model:
         if isinstance(layer, torch.nn.Linear):
@@ -41,6 +41,12 @@ def forward_by_hand(model, theta, x):
             b = theta[offset + w_n:offset + w_n + b_n]
             offset += w_n + b_n
             x = F.linear(x, w, b)
+        elif isinstance(layer, torch.nn.BatchNorm1d):
+            k = layer.num_features
+            w, b = theta[offset:offset + k], theta[offset + k:offset + 2 * k]
+            offset += 2 * k
+            x = F.batch_norm(x, layer.running_mean, layer.running_var, w, b, layer.training,
+                             layer.momentum, layer.eps)
         else:
             x = layer(x)
     return x
@@ -127,3 +133,14 @@ def forward_on_a_deep_copy(model, theta, x):
         delattr(owner, leaf)
         setattr(owner, leaf, t)
     return clone(x)
+
+
+@mutant("functional_forward", hint="model.state_dict()", fails=("values",))
+def forward_over_state_dict(model, theta, x):
+    """(a tester's answer) θ sliced over state_dict(): buffers take slices too."""
+    params, i = {}, 0
+    for name, p in model.state_dict().items():
+        n = p.numel()
+        params[name] = theta[i:i + n].reshape(p.shape)
+        i += n
+    return torch.func.functional_call(model, params, (x,))

@@ -102,3 +102,22 @@ def mse_einsum(pred, target, reduction="mean"):
         return e * e
     s = torch.einsum("i,i->", e.reshape(-1), e.reshape(-1))
     return s / e.numel() if reduction == "mean" else s
+
+
+@mutant("mse_loss", hint="averaging over dim 0 only", fails=("mean",))
+def mse_mean_over_batch_axis(pred, target, reduction="mean"):
+    """(a tester's answer) 'mean' as a mean over dim 0: a vector, not a scalar."""
+    e2 = (pred - target) ** 2
+    if reduction == "mean":
+        return e2.mean(dim=0)
+    return e2.sum() if reduction == "sum" else e2
+
+
+@mutant("mse_loss", hint="summing over the last dimension for reduction='none'",
+        fails=("sum_and_none",))
+def mse_none_per_example(pred, target, reduction="mean"):
+    """(a tester's answer) 'none' as one loss per example."""
+    e2 = (pred - target) ** 2
+    if reduction == "none":
+        return e2.sum(-1)
+    return e2.mean() if reduction == "mean" else e2.sum()

@@ -86,3 +86,32 @@ def next_token_3d_logits(logits, tokens):
 def next_token_per_sequence_means(logits, tokens):
     # every sequence has T-1 targets, so the mean of the sequence means is the mean
     return torch.stack([F.cross_entropy(z[:-1], t[1:]) for z, t in zip(logits, tokens)]).mean()
+
+
+@mutant("next_token_loss", hint=".view on logits[:, :-1]", fails=("values",))
+def next_token_view_of_slice(logits, tokens):
+    """(a tester's answer) .view on a slice that is not contiguous."""
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].view(-1, V), tokens[:, 1:].reshape(-1))
+
+
+@mutant("next_token_loss", hint="reads dim 1 as the classes", fails=("values",))
+def next_token_not_flattened(logits, tokens):
+    """(a tester's answer) (B, T-1, V) straight into F.cross_entropy."""
+    return F.cross_entropy(logits[:, :-1], tokens[:, 1:])
+
+
+@mutant("next_token_loss", hint="a loss per sequence", fails=("values",))
+def next_token_sum_over_batch_size(logits, tokens):
+    """(a tester's answer) the sum over positions, divided by B."""
+    B, T, V = logits.shape
+    z, y = logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1)
+    return (torch.logsumexp(z, 1) - z.gather(1, y[:, None])[:, 0]).sum() / B
+
+
+@alternative("next_token_loss")
+def next_token_rolled_with_ignore_index(logits, tokens):
+    """(a tester's answer) the targets rolled left, the last position ignored."""
+    targets = tokens.roll(-1, dims=1).clone()
+    targets[:, -1] = -100
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)

@@ -227,3 +227,27 @@ def silu_with_tanh_and_a_warning(x):
 @alternative("silu")
 def silu_with_logsigmoid(x):
     return x * torch.exp(F.logsigmoid(x))
+
+
+# --------------------------------------------------------------------------- appended (the testers' answers)
+
+
+@mutant("gelu", hint="√(π/2)", fails=("tanh",))
+def gelu_sqrt_pi_over_2(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(math.pi / 2) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@mutant("gelu", hint="computing in float64", fails=("exact", "tanh"))
+def gelu_in_float64(x, approximate="none"):
+    xd = x.double()
+    if approximate == "tanh":
+        return 0.5 * xd * (1 + torch.tanh(math.sqrt(2 / math.pi) * (xd + 0.044715 * xd ** 3)))
+    return 0.5 * xd * (1 + torch.erf(xd / math.sqrt(2)))
+
+
+@mutant("silu", hint="computing in float64", fails=("values",))
+def silu_in_float64(x):
+    xd = x.to(torch.float64)
+    return xd * torch.sigmoid(xd)

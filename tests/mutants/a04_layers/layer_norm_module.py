@@ -169,3 +169,18 @@ class layernorm_with_torch_size(nn.Module):
 
     def forward(self, x):
         return _LNFn.apply(x, tuple(self.normalized_shape), self.weight, self.bias, self.eps)
+
+
+@mutant("LayerNorm", hint="initializations swapped", fails=("init",))
+class layernorm_swapped_init(nn.Module):
+    """(a tester's answer) weight zeros, bias ones."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = nn.Parameter(torch.zeros(shape)) if elementwise_affine else None
+        self.bias = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
+
+    def forward(self, x):
+        return _LNFn.apply(x, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -329,3 +329,69 @@ class linear_rand_scaled(nn.Module):
     def forward(self, x):  # (F.linear is forbidden here: the product written out)
         y = x @ self.weight.T
         return y if self.bias is None else y + self.bias
+
+
+# --------------------------------------------------------------------------- LinearFunction, appended
+# (the testers' answers). Each passes the forward check.
+
+
+class _LinRightForward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        y = x @ weight.T
+        return y if bias is None else y + bias
+
+
+@mutant("LinearFunction", hint="dividing the weight gradient by the number of rows",
+        fails=("backward", "gradcheck"))
+class linear_weight_grad_mean(_LinRightForward):
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, w = ctx.saved_tensors
+        g2, x2 = _rows(grad_output), _rows(x)
+        return grad_output @ w, g2.T @ x2 / x2.shape[0], (g2.sum(0) if ctx.has_bias else None)
+
+
+@mutant("LinearFunction", hint="first leading index only", fails=("leading_dims",))
+class linear_weight_grad_first_index(_LinRightForward):
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, w = ctx.saved_tensors
+        gw = grad_output.transpose(-1, -2) @ x
+        while gw.dim() > 2:
+            gw = gw[0]
+        return grad_output @ w, gw, _rows(grad_output).sum(0) if ctx.has_bias else None
+
+
+def _as_the_learners(cls, name):
+    """`cls` renamed for the test ids: it was defined as LinearFunction, the learner's name, which
+    autograd's messages about what backward returns quote."""
+    cls.__name__ = cls.__qualname__ = name
+    return cls
+
+
+def _zero_bias_grad():
+    class LinearFunction(_LinRightForward):
+        @staticmethod
+        def backward(ctx, grad_output):
+            x, w = ctx.saved_tensors
+            g2, x2 = _rows(grad_output), _rows(x)
+            gb = g2.sum(0) if ctx.has_bias else torch.zeros(w.shape[0], dtype=w.dtype)
+            return grad_output @ w, g2.T @ x2, gb
+    return _as_the_learners(LinearFunction, "linear_zero_tensor_for_missing_bias")
+
+
+def _two_grads():
+    class LinearFunction(_LinRightForward):
+        @staticmethod
+        def backward(ctx, grad_output):
+            x, w = ctx.saved_tensors
+            return grad_output @ w, _rows(grad_output).T @ _rows(x)
+    return _as_the_learners(LinearFunction, "linear_returns_two_gradients")
+
+
+mutant("LinearFunction", hint="zero tensor as the bias gradient",
+       fails=("backward", "gradcheck"))(_zero_bias_grad())
+mutant("LinearFunction", hint="returns two gradients", fails=("backward", "gradcheck"))(_two_grads())

@@ -105,3 +105,13 @@ class block_own_parts(nn.Module):
         x = self.norm(x)
         x = self.ffn(x)
         return residual + x
+
+
+@mutant("MLPBlock", hint="in place (x += ...)", fails=("forward",))
+class block_adds_in_place(_BlockBase):
+    """(a tester's answer) the residual added into the input."""
+
+    def forward(self, x):
+        out = self.ffn(self.norm(x))
+        x += out
+        return x

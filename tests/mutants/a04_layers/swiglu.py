@@ -117,3 +117,12 @@ class swiglu_own_linear(nn.Module):
     def forward(self, x):  # (F.silu is forbidden in SwiGLU: the gate written out)
         a = self.w1(x)
         return self.w2(a * torch.sigmoid(a) * self.w3(x))
+
+
+@mutant("SwiGLU", hint="SiLU applied to the output of W2", fails=("forward",))
+class swiglu_silu_after_w2(_SwiGLUBase):
+    """(a tester's answer)"""
+
+    def forward(self, x):
+        h = self.w1(x) * self.w3(x)
+        return F.silu(self.w2(h))
