@@ -56,3 +56,12 @@ def flops_as_floats(batch, d_in, d_out):
 def flops_by_shifts(batch, d_in, d_out):
     macs = batch * d_in * d_out
     return macs << 1, macs << 2
+
+
+# A mistake written by testers who had not seen the hints (appended: the order above is kept).
+
+
+@mutant("linear_flops", hint="for a bias", fails=("forward",))
+def flops_counting_a_bias(batch, d_in, d_out):
+    forward = 2 * batch * d_in * d_out + batch * d_out
+    return forward, 2 * forward
