@@ -401,7 +401,8 @@ register(
                       "1e-12: where both gradient entries are 0 that is 0/0 = nan. Use "
                       "max(|a|, |n|, 1e-12)."), *GRADCHECK_HINTS)),
     Check("gradient_check", "input_unchanged", "leaves the caller's x as it was (no requires_grad, "
-          "no grad)", _gradcheck_correct_cases, _reference_input_unchanged, run=_run_x_after, hints=INPUT_HINTS),
+          "no grad)", _gradcheck_correct_cases, _reference_input_unchanged, run=_run_x_after,
+          hints=INPUT_HINTS),
 )
 
 # "Don't use autograd here" (numerical_gradient's instructions).

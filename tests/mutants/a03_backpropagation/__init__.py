@@ -13,4 +13,5 @@ order of the variants):
 - linear_flops.py: linear_flops.
 """
 
-from . import value, value_alternatives, value_more, gradient_checking, mlp, cross_entropy_backward, linear_flops  # noqa: F401, I001  (in the notebook's order)
+from . import value, value_alternatives, value_more  # noqa: F401, I001  (in the notebook's order)
+from . import gradient_checking, mlp, cross_entropy_backward, linear_flops  # noqa: F401, I001

@@ -20,7 +20,7 @@ def mlp_forward_cache_swapped(x, params):
     return h @ params["W2"].T + params["b2"], (x, h, z, params)
 
 
-@mutant("mlp_forward", fails=("output", "cache"))
+@mutant("mlp_forward", hint="x @ W1 without the transpose", fails=("output", "cache"))
 def mlp_forward_untransposed(x, params):
     z = x @ params["W1"] + params["b1"]
     h = torch.relu(z)
@@ -155,13 +155,6 @@ def mlp_backward_masked_fill(dout, cache):
 
 
 # Mistakes written by testers who had not seen the hints (appended: the order above is kept).
-
-
-@mutant("mlp_forward", hint="x @ W1 without the transpose", fails=("output", "cache"))
-def mlp_forward_untransposed(x, params):
-    z = x @ params["W1"] + params["b1"]
-    h = torch.relu(z)
-    return h @ params["W2"] + params["b2"], (x, z, h, params)
 
 
 @mutant("mlp_forward", hint="an nn.Linear layer", fails=("output", "cache"))
