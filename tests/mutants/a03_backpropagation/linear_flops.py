@@ -65,3 +65,21 @@ def flops_by_shifts(batch, d_in, d_out):
 def flops_counting_a_bias(batch, d_in, d_out):
     forward = 2 * batch * d_in * d_out + batch * d_out
     return forward, 2 * forward
+
+
+@alternative("linear_flops")
+def flops_from_torch_counter(batch, d_in, d_out):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        W = torch.empty(d_out, d_in, requires_grad=True)
+        x = torch.empty(batch, d_in, requires_grad=True)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            y = x @ W.T
+        forward = counter.get_total_flops()
+        with counter:
+            y.backward(torch.ones_like(y))
+        backward = counter.get_total_flops()
+    return int(forward), int(backward)

@@ -2,7 +2,7 @@
 
 import math
 
-from tests.mutants import mutant
+from tests.mutants import alternative, mutant
 from tests.mutants.a03_backpropagation.value import _value_class
 
 
@@ -58,3 +58,27 @@ def _without_radd():
 
 
 mutant("Value", hint="without __radd__", fails=("forward",))(_without_radd())
+
+
+def _backward_iterator_stack(self):
+    """micrograd's build_topo made iterative: a stack of iterators over the children."""
+    topo, visited, stack, path = [], set(), [iter([self])], []
+    while stack:
+        try:
+            v = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            if path:
+                topo.append(path.pop())
+            continue
+        if v in visited:
+            continue
+        visited.add(v)
+        path.append(v)
+        stack.append(iter(v._prev))
+    self.grad = 1
+    for v in reversed(topo):
+        v._backward()
+
+
+alternative("Value")(_value_class("ValueIteratorStack", backward=_backward_iterator_stack))
