@@ -74,6 +74,16 @@ def _ce_backward_global_max(logits, targets):
     return (p - F.one_hot(targets, logits.shape[1]).to(logits.dtype)) / logits.shape[0]
 
 
+def _ce_backward_column_index(logits, targets):
+    p = torch.softmax(logits, 1)
+    p[:, targets] -= 1  # every row, at every target's column
+    return p / logits.shape[0]
+
+
+def _ce_backward_index_subtracted(logits, targets):
+    return (torch.softmax(logits, 1) - targets[:, None]) / logits.shape[0]
+
+
 _CE_BACKWARD_HINTS = (
     Hint(_ce_backward_no_mean, "this matches softmax − one-hot without the 1/N: the loss is "
          "the *mean* over the N examples, so each row of the gradient is divided by N."),
@@ -92,6 +102,12 @@ _CE_BACKWARD_HINTS = (
     Hint(_ce_backward_global_max, "this matches subtracting the maximum of the whole tensor: "
          "rows far below it underflow to exp(…) = 0 in every class and 0/0 = nan. Subtract each "
          "row's own maximum (max(dim=1, keepdim=True))."),
+    Hint(_ce_backward_column_index, "this matches p[:, targets] -= 1, which subtracts 1 in "
+         "every row at every target's column; subtract it once per row, at that row's target: "
+         "p[torch.arange(N), targets] -= 1."),
+    Hint(_ce_backward_index_subtracted, "this matches subtracting the target index itself "
+         "(p - targets[:, None]); subtract the one-hot vector of each target, "
+         "F.one_hot(targets, C), which is 1 only in the target's column."),
 )
 
 register(

@@ -8,6 +8,9 @@ import torch
 
 from primer.exercises._common import randn
 from primer.exercises.a03_backpropagation.gradient_check_mistakes import (
+    GRADCHECK_HINTS,
+    INPUT_HINTS,
+    NUMGRAD_HINTS,
     _gradcheck_no_floor,
     _gradcheck_norms,
     _gradcheck_over_analytic,
@@ -28,10 +31,13 @@ class _Fn:
     """A scalar function of a tensor, with a name for messages and, for gradient_check, the
     correct function whose autograd gradient is the true gradient."""
 
-    def __init__(self, name, fn, exact=None):
-        self.name, self.fn, self.exact = name, fn, exact or fn
+    def __init__(self, name, fn, exact=None, float64=False):
+        self.name, self.fn, self.exact, self.float64 = name, fn, exact or fn, float64
 
     def __call__(self, x):
+        if self.float64 and x.dtype != torch.float64:  # gradient_check's: float64 only
+            raise TypeError(f"f was called with a {str(x.dtype)[6:]} tensor; gradient checks "
+                            "run in float64, x's dtype")
         return self.fn(x)
 
     def __repr__(self):
@@ -187,6 +193,7 @@ _NUMGRAD_HINTS = (
     Hint(_numgrad_first_index, "this matches perturbing x[i] for i < x.shape[0]: when x has "
          "several dimensions x[i] is a whole slice. Loop over all x.numel() entries of a flat "
          "view, copy.view(-1)[i]."),
+    *NUMGRAD_HINTS,
     Hint(_numgrad_flat_f, "this matches calling f on the flattened x: f takes a tensor shaped "
          "like x. Perturb a flat view of a copy (copy.view(-1)[i]) and call f on the copy "
          "itself."),
@@ -268,20 +275,24 @@ class _SquareLastEntryDropped(torch.autograd.Function):
         return grad
 
 
+def _F64(*args):  # gradient_check's functions refuse any dtype but float64, and say so
+    return _Fn(*args, float64=True)
+
+
 def _gradcheck_buggy_cases(gen):
     w = _away_from_zero(gen, 5)
     return [
         Case("x³ with backward 2x²",
-             (_Fn("sum(x³), backward 2x²", lambda x: _CubeWrong.apply(x).sum(),
+             (_F64("sum(x³), backward 2x²", lambda x: _CubeWrong.apply(x).sum(),
                   lambda x: (x ** 3).sum()), _away_from_zero(gen, 5))),
         Case("w · tanh(x) with backward 1 + tanh²",
-             (_Fn("w · tanh(x), backward 1 + tanh²", lambda x: w @ _TanhWrong.apply(x),
+             (_F64("w · tanh(x), backward 1 + tanh²", lambda x: w @ _TanhWrong.apply(x),
                   lambda x: w @ torch.tanh(x)), _away_from_zero(gen, 5))),
         Case("mean(x²) with backward 2x (1/N missing)",
-             (_Fn("mean(x²), backward 2x", lambda x: _MeanSquareMissingN.apply(x),
+             (_F64("mean(x²), backward 2x", lambda x: _MeanSquareMissingN.apply(x),
                   lambda x: (x * x).mean()), _away_from_zero(gen, 3, 4))),
         Case("sum(x²) whose backward drops the last entry",
-             (_Fn("sum(x²), last entry dropped", lambda x: _SquareLastEntryDropped.apply(x).sum(),
+             (_F64("sum(x²), last entry dropped", lambda x: _SquareLastEntryDropped.apply(x).sum(),
                   lambda x: (x * x).sum()), _away_from_zero(gen, 8))),
     ]
 
@@ -292,10 +303,10 @@ def _gradcheck_correct_cases(gen):
     1e-10·|f| / |gradient entry|) stays far below the 1e-7 tolerance."""
     w = _away_from_zero(gen, 6)
     functions = [
-        _Fn("f(x) = sum(x**3) / 3", lambda x: (x ** 3).sum() / 3),
-        _Fn("f(x) = sum(sin(x) · x)", lambda x: (x.sin() * x).sum()),
-        _Fn("f(x) = sum(exp(x)) / 2", lambda x: x.exp().sum() / 2),
-        _Fn("f(x) = w · tanh(x)", lambda x: (w.view_as(x) * torch.tanh(x)).sum()),
+        _F64("f(x) = sum(x**3) / 3", lambda x: (x ** 3).sum() / 3),
+        _F64("f(x) = sum(sin(x) · x)", lambda x: (x.sin() * x).sum()),
+        _F64("f(x) = sum(exp(x)) / 2", lambda x: x.exp().sum() / 2),
+        _F64("f(x) = w · tanh(x)", lambda x: (w.view_as(x) * torch.tanh(x)).sum()),
     ]
     out = [Case(f"{f} (a correct gradient), x of shape {shape}", (f, _away_from_zero(gen, *shape)))
            for f in functions for shape in [(6,), (2, 3)]]
@@ -303,11 +314,11 @@ def _gradcheck_correct_cases(gen):
     # Central differences give exactly 0 there too, so the relative error is 0/1e-12 = 0.
     x = _away_from_zero(gen, 6)
     x[1] = x[4] = 0.0
-    f = _Fn("f(x) = sum(x²) / 2", lambda x: (x * x).sum() / 2)
+    f = _F64("f(x) = sum(x²) / 2", lambda x: (x * x).sum() / 2)
     out.append(Case(f"{f} (a correct gradient) at x = {[round(v, 3) for v in x.tolist()]} "
                     "(entries 1 and 4 of the gradient are 0)", (f, x)))
     c = torch.tensor([1.5, 0.0, -0.7, 0.0, 2.0], dtype=torch.float64)
-    f = _Fn("f(x) = c · sin(x), c = [1.5, 0, -0.7, 0, 2]", lambda x: c @ torch.sin(x))
+    f = _F64("f(x) = c · sin(x), c = [1.5, 0, -0.7, 0, 2]", lambda x: c @ torch.sin(x))
     out.append(Case(f"{f} (a correct gradient; entries 1 and 3 are 0)", (f, _away_from_zero(gen, 5))))
     return out
 
@@ -354,6 +365,14 @@ def _gradcheck_mean(f, x):
     return float(((a - n).abs() / torch.maximum(a.abs(), n.abs())).mean())
 
 
+def _run_x_after(fn, case):
+    """The caller's x after the call: its values, whether it requires grad, and its grad."""
+    f, x = case.args
+    fn(f, x)
+    return {"x": x.detach().clone(), "x.requires_grad": bool(x.requires_grad),
+            "x.grad": "None" if x.grad is None else "a tensor"}
+
+
 register(
     Check("gradient_check", "finds_bugs",
           "reports the largest relative error of a wrong backward",
@@ -372,7 +391,7 @@ register(
                       "max(|a|, |n|, 1e-12)."),
                  Hint(_gradcheck_norms, "this matches a ratio of norms, |a - n| / max(|a|, "
                       "|n|) over whole vectors; the error is per entry, and the largest one is "
-                      "returned.")), points=2),
+                      "returned."), *GRADCHECK_HINTS), points=2),
     Check("gradient_check", "correct_is_tiny",
           "reports ≈ 0 (below 1e-7, a Python float) for a correct gradient, zero entries too",
           _gradcheck_correct_cases, _reference_gradient_check, run=_run_python_float,
@@ -380,7 +399,10 @@ register(
                       "float (float(error) or error.item())."),
                  Hint(_gradcheck_no_floor, "this matches dividing by max(|a|, |n|) without the "
                       "1e-12: where both gradient entries are 0 that is 0/0 = nan. Use "
-                      "max(|a|, |n|, 1e-12)."),)),
+                      "max(|a|, |n|, 1e-12)."), *GRADCHECK_HINTS)),
+    Check("gradient_check", "input_unchanged", "leaves the caller's x as it was (no requires_grad, "
+          "no grad)", _gradcheck_correct_cases, _reference_input_unchanged, run=_run_x_after,
+          hints=INPUT_HINTS),
 )
 
 # "Don't use autograd here" (numerical_gradient's instructions).

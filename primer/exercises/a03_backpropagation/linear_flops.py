@@ -69,6 +69,11 @@ def _flops_no_first_add(batch, d_in, d_out):
     return batch * d_out * (2 * d_in - 1), 2 * batch * d_out * (2 * d_in - 1)
 
 
+def _flops_with_bias(batch, d_in, d_out):
+    forward = 2 * batch * d_in * d_out + batch * d_out
+    return forward, 2 * forward
+
+
 _NO_FIRST_ADD = Hint(_flops_no_first_add, "this matches 2·d_in − 1 FLOPs per dot product (no "
                      "addition for the first term); torch's counter, like this notebook, counts "
                      "2 FLOPs per multiply-add: 2·d_in per dot product.")
@@ -82,7 +87,10 @@ register(
     Check("linear_flops", "forward", "counts 2 FLOPs per multiply-add of x Wᵀ",
           _linear_flops_cases, _reference_linear_flops, run=_run_index(0),
           hints=(Hint(_flops_macs, "this matches counting a multiply-add as one FLOP; it is "
-                      "two (a multiplication and an addition)."), _NO_FIRST_ADD, _NO_BATCH, _FLOATS)),
+                      "two (a multiplication and an addition)."), _NO_FIRST_ADD, _NO_BATCH, _FLOATS,
+                 Hint(_flops_with_bias, "this matches adding B·d_out FLOPs for a bias: the "
+                      "layer here has none (y = x Wᵀ), so count the matrix product alone, "
+                      "2·B·d_in·d_out."))),
     Check("linear_flops", "backward", "counts the two products of the backward (∂x and ∂W)",
           _linear_flops_cases, _reference_linear_flops, run=_run_index(1),
           # One product at 2 FLOPs per multiply-add and two products at 1 give the same backward

@@ -84,17 +84,28 @@ def _run_mlp_backward(keys):
     return run
 
 
-def _mlp_backward_by_hand(transpose=False, mask=True, bias_mean=False):
+def _mlp_backward_by_hand(transpose=False, mask=True, bias_mean=False, bias="sum0", dh_T=False,
+                          dx_T=False, dW1_from_dh=False):
     def backward(dout, cache):
         x, z, h, p = cache
+        total = {"sum0": lambda g: g.sum(0), "keepdim": lambda g: g.sum(0, keepdim=True),
+                 "sum1": lambda g: g.sum(1)}[bias]
         dW2 = (h.T @ dout) if transpose else (dout.T @ h)
-        db2 = dout.mean(0) if bias_mean else dout.sum(0)
-        dh = dout @ p["W2"]
+        db2 = dout.mean(0) if bias_mean else total(dout)
+        dh = dout @ (p["W2"].T if dh_T else p["W2"])
         dz = {True: dh * (z > 0), False: dh, "h": dh * h, ">=": dh * (z >= 0)}[mask]
-        dW1 = (x.T @ dz) if transpose else (dz.T @ x)
-        db1 = dz.mean(0) if bias_mean else dz.sum(0)
-        return {"x": dz @ p["W1"], "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        dW1 = (x.T @ dz) if transpose else ((dh if dW1_from_dh else dz).T @ x)
+        db1 = dz.mean(0) if bias_mean else total(dz)
+        return {"x": dz @ (p["W1"].T if dx_T else p["W1"]), "W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
     return backward
+
+
+def _mlp_backward_autograd(dout, cache):
+    x, _, _, p = cache
+    leaves = [t.clone().requires_grad_(True) for t in (x, p["W1"], p["b1"], p["W2"], p["b2"])]
+    xr, W1, b1, W2, b2 = leaves
+    out = torch.relu(xr @ W1.T + b1) @ W2.T + b2  # under no_grad: no graph
+    return dict(zip(("x", "W1", "b1", "W2", "b2"), torch.autograd.grad(out, leaves, dout)))
 
 
 _MLP_HINTS = (
@@ -108,14 +119,34 @@ _MLP_HINTS = (
          "its derivative is the mask [z > 0], 1 or 0, not the activation: dz = dh * (z > 0)."),
     Hint(_mlp_backward_by_hand(mask=">="), "this matches the mask (z >= 0): where z is exactly "
          "0 ReLU's derivative is taken as 0 (as torch does), so use (z > 0)."),
+    Hint(_mlp_backward_by_hand(dh_T=True), "this matches ∂L/∂h = dout @ W2.T: W2 has shape "
+         "(d_out, H), so (B, d_out) @ (d_out, H) is dout @ W2, without the transpose."),
+    Hint(_mlp_backward_by_hand(dx_T=True), "this matches ∂L/∂x = dz @ W1.T: W1 has shape "
+         "(H, d_in), so (B, H) @ (H, d_in) is dz @ W1, without the transpose."),
+    Hint(_mlp_backward_by_hand(bias="keepdim"), "this matches bias gradients of shape (1, d) "
+         "(sum with keepdim=True): a bias has shape (d,), so sum over the batch without keepdim, "
+         "dout.sum(0)."),
+    Hint(_mlp_backward_by_hand(bias="sum1"), "this matches bias gradients summed over dim 1 "
+         "(one number per example, shape (B,)): sum over the batch, dim 0, to get one number "
+         "per unit, shape (d,)."),
+    Hint(_mlp_backward_by_hand(dW1_from_dh=True), "this matches ∂L/∂W1 computed from ∂L/∂h, "
+         "without the ReLU's mask (b1's gradient had it): use dz = dh * (z > 0) for W1 too, "
+         "dW1 = dz.T @ x."),
+    Hint(_mlp_backward_autograd, "this matches calling autograd (.backward() or "
+         "torch.autograd.grad): the test runs your function under torch.no_grad(), so nothing "
+         "has a grad_fn, and the exercise asks for the gradients from the formulas above."),
 )
 
 
-def _forward_by_hand(b2=True, relu_out=False, cache="right"):
+def _forward_by_hand(b2=True, relu_out=False, cache="right", transposed=True, dtype=None):
     def forward(x, params):
-        z = x @ params["W1"].T + params["b1"]
+        W1, W2 = (params["W1"].T, params["W2"].T) if transposed else (params["W1"], params["W2"])
+        if dtype is None:
+            z = x @ W1 + params["b1"]
+        else:  # an nn.Linear of that dtype (F.linear is not watched in a hint)
+            z = F.linear(x, params["W1"].to(dtype), params["b1"].to(dtype))
         h = torch.relu(z)
-        out = h @ params["W2"].T + (params["b2"] if b2 else 0)
+        out = h @ W2 + (params["b2"] if b2 else 0)
         out = torch.relu(out) if relu_out else out
         return out, {"right": (x, z, h, params), "h_for_z": (x, h, h, params),
                      "swapped": (x, h, z, params)}[cache]
@@ -132,6 +163,12 @@ _FORWARD_HINTS = (
          "overwrote z. Keep z and h = relu(z) as two tensors."),
     Hint(_forward_by_hand(cache="swapped"), "this matches the cache (x, h, z, params); the "
          "order is (x, z, h, params)."),
+    Hint(_forward_by_hand(transposed=False), "this matches x @ W1 without the transpose: W1 "
+         "has shape (H, d_in), the layout of nn.Linear, so z = x @ W1.T + b1 (and y = h @ W2.T "
+         "+ b2)."),
+    Hint(_forward_by_hand(dtype=torch.float32), "this matches an nn.Linear layer (float32 "
+         "parameters by default) applied to the float64 x. The exercise asks for tensor "
+         "operations on the given parameters, x @ W1.T + b1, without nn layers."),
 )
 
 
@@ -162,3 +199,5 @@ register(
 # "Tensor operations only (`@`, `.T`, `torch.relu` or `clamp`); no `nn` layers." (nn.Linear calls
 # F.linear, so forbidding F.linear covers both.)
 forbid("mlp_forward", "torch.nn.functional.linear")
+# "No autograd" (mlp_backward's instructions).
+forbid("mlp_backward", "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward")

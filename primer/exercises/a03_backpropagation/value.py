@@ -171,7 +171,11 @@ def _value_ops_cases(gen):
         expr = _FORMAT[op].format(*refs, c=args[1] if op in _CONST else None)
         out.append(Case(f"out = ({expr}) * w with a={leaves[0]}, b={leaves[1]}, w={leaves[2]}",
                         (leaves, program)))
-    # ReLU at its kink: torch's derivative there is 0 (the table's a.data > 0), not 1
+    # ReLU of a negative input (derivative 0), then at its kink: torch's derivative there is 0
+    # (the table's a.data > 0), not 1
+    a, w = -round(_u(gen, 0.3, 2.0), 4), round(_u(gen, 0.3, 2.0), 4)
+    out.append(Case(f"out = (a.relu()) * w with a={a} (negative), w={w}",
+                    ([a, 1.0, w], [("relu", 0), ("mul", 3, 2)])))
     w = round(_u(gen, 0.3, 2.0), 4)
     out.append(Case(f"out = (a.relu()) * w with a=0.0 (exactly), w={w}",
                     ([0.0, 1.0, w], [("relu", 0), ("mul", 3, 2)])))
@@ -257,6 +261,27 @@ _VALUE_HINTS = (
          "__rsub__(self, other) computes other - self, the number is on the left."),
     Hint(_scalar_value_class("rdiv_swapped"), "this matches `2 / v` computed as v / 2: "
          "__rtruediv__(self, other) computes other / self, that is other * self**-1."),
+    Hint(_scalar_value_class("mul_own"), "this matches a * b's backward with each factor's "
+         "own data (a.grad += a.data * out.grad); the derivative of a·b with respect to a is "
+         "b: a.grad += b.data * out.grad, b.grad += a.data * out.grad."),
+    Hint(_scalar_value_class("log_out"), "this matches log's backward dividing by out.data "
+         "(ln a); the derivative of ln a is 1/a, the input: a.grad += out.grad / a.data."),
+    Hint(_scalar_value_class("relu_one"), "this matches ReLU's backward passing the gradient "
+         "on for negative inputs too (a mask that is always 1, like out.data >= 0: ReLU's "
+         "output is never negative). The mask is the input's sign: (a.data > 0)."),
+    *(Hint(_scalar_value_class(m), "this matches a negation or subtraction that cuts the "
+           "graph: -b (or a - b) was made from the number b.data, as a new Value with no "
+           "children, so b gets no gradient. Build them from operations on Values: -b is "
+           "b * -1, a - b is a + (-b).") for m in ("neg_cut", "sub_cut")),
+    *(Hint(_scalar_value_class(f"no_wrap{ops}{neg}"), "this matches using a number's .data: "
+           "in `v + 2` or `v * 2` the other operand is a Python number, which has no .data. "
+           "Turn it into a Value first: other = other if isinstance(other, Value) else "
+           "Value(other).") for ops in ("_add_mul", "_add", "_mul") for neg in ("", "_int")),
+    *(Hint(_scalar_value_class(f"no_{r}"), f"this matches a Value without __{r}__: for "
+           "`2 + v`, `2 - v`, `2 * v` or `2 / v` Python calls v.__radd__(2), v.__rsub__(2), "
+           "v.__rmul__(2) or v.__rtruediv__(2), because the number does not know Value. "
+           "Define all four (e.g. __radd__(self, other) returns self + other).")
+      for r in ("radd", "rsub", "rmul", "rtruediv")),
 )
 
 register(

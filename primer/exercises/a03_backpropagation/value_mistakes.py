@@ -8,6 +8,10 @@ import math
 def _scalar_value_class(mistake: str | None = None):
     """A plain-Python Value with one known mistake, for the hints (not the reference)."""
 
+    mistake = mistake or ""
+    # "no_wrap_add_mul_int": numbers not turned into Values in + and *, -v as v * -1 (an int)
+    unwrapped = mistake[len("no_wrap"):].split("_") if mistake.startswith("no_wrap") else ()
+
     class V:
         def __init__(self, data, children=(), rule=None):
             self.data, self.grad, self.children, self.rule = float(data), 0.0, children, rule
@@ -29,27 +33,37 @@ def _scalar_value_class(mistake: str | None = None):
             return out
 
         @staticmethod
-        def _v(o):
-            return o if isinstance(o, V) else V(o)
+        def _v(o, op=""):
+            if isinstance(o, V) or (op and op in unwrapped):
+                return o
+            return V(o)
 
         def __add__(self, o):
-            o = self._v(o)
+            o = self._v(o, "add")
             return self._make(self.data + o.data, [(self, 1.0), (o, 1.0)])
 
-        __radd__ = __add__
+        def __radd__(self, o):
+            return self + o
 
         def __mul__(self, o):
-            o = self._v(o)
+            o = self._v(o, "mul")
+            if mistake == "mul_own":  # each factor's own data as its derivative
+                return self._make(self.data * o.data, [(self, self.data), (o, o.data)])
             return self._make(self.data * o.data, [(self, o.data), (o, self.data)])
 
-        __rmul__ = __mul__
+        def __rmul__(self, o):
+            return self * o
 
         def __neg__(self):
-            return self * -1.0
+            if mistake == "neg_cut":  # a new leaf: the graph is cut
+                return V(-self.data)
+            return self * (-1 if mistake.endswith("int") else -1.0)
 
         def __sub__(self, o):
             if mistake == "sub_plus":
                 return self + self._v(o)
+            if mistake == "sub_cut":  # subtracts the number o.data: no gradient reaches o
+                return self + (-self._v(o).data)
             return self + (-self._v(o))
 
         def __rsub__(self, o):
@@ -76,7 +90,8 @@ def _scalar_value_class(mistake: str | None = None):
 
         def log(self):
             x = self.data
-            local = {"log_mul": x, "log_log": math.log(x)}.get(mistake, 1.0 / x)
+            local = {"log_mul": x, "log_log": math.log(x),
+                     "log_out": 1.0 / math.log(x)}.get(mistake, 1.0 / x)
             return self._make(math.log(x), [(self, local)])
 
         def tanh(self):
@@ -84,7 +99,9 @@ def _scalar_value_class(mistake: str | None = None):
             return self._make(t, [(self, 1.0 - self.data ** 2 if mistake == "tanh_x" else 1.0 - t * t)])
 
         def relu(self):
-            mask = self.data >= 0 if mistake == "relu_ge" else self.data > 0
+            # relu_one: 1 for every input but exactly 0, where it would match relu_ge (a mask
+            # that is always 1 fails the negative input first, which relu_ge passes)
+            mask = {"relu_ge": self.data >= 0, "relu_one": self.data != 0}.get(mistake, self.data > 0)
             return self._make(max(self.data, 0.0), [(self, float(mask))])
 
         def backward(self):
@@ -138,5 +155,9 @@ def _scalar_value_class(mistake: str | None = None):
                 if node.rule:
                     node.rule()
 
-    V.__name__ = f"Value_{mistake}"
+    for reflected in ("radd", "rsub", "rmul", "rtruediv"):
+        if mistake == f"no_{reflected}":  # the reflected method is missing
+            delattr(V, f"__{reflected}__")
+    # a missing method's TypeError names the class, which the notebook calls Value
+    V.__name__ = "Value" if mistake.startswith("no_r") else f"Value_{mistake}"
     return V

@@ -77,3 +77,19 @@ def ce_backward_global_max(logits, targets):
 def ce_backward_logsumexp_scatter(logits, targets):
     p = (logits - logits.logsumexp(1, keepdim=True)).exp()
     return (p - torch.zeros_like(p).scatter_(1, targets[:, None], 1.0)) / logits.shape[0]
+
+
+# Mistakes written by testers who had not seen the hints (appended: the order above is kept).
+
+
+@mutant("cross_entropy_backward", hint="p[:, targets] -= 1", fails=("values",))
+def ce_backward_column_indexing(logits, targets):
+    p = torch.softmax(logits, dim=1)
+    p[:, targets] -= 1
+    return p / len(targets)
+
+
+@mutant("cross_entropy_backward", hint="the target index itself", fails=("values",))
+def ce_backward_minus_target_index(logits, targets):
+    p = torch.softmax(logits, dim=1)
+    return (p - targets.unsqueeze(1)) / len(targets)

@@ -237,3 +237,87 @@ def gradcheck_with_torch_where(f, x):
     a, n = _analytic(f, x), _central(f, x)
     scale = torch.where(a.abs() > n.abs(), a.abs(), n.abs()).clamp_min(1e-12)
     return float(((a - n).abs() / scale).amax())
+
+
+# Mistakes written by testers who had not seen the hints (appended: the order above is kept).
+
+
+@mutant("numerical_gradient", hint="never putting the entries back", fails=("values",))
+def numgrad_perturbs_x_never_restored(f, x, eps=1e-6):
+    flat = x.view(-1)
+    grad = torch.zeros_like(flat)
+    for i in range(flat.numel()):
+        flat[i] += eps
+        fp = f(x).item()
+        flat[i] -= 2 * eps
+        fm = f(x).item()
+        grad[i] = (fp - fm) / (2 * eps)
+    return grad.reshape(x.shape)
+
+
+@mutant("numerical_gradient", hint="the second call saw x itself", fails=("values",))
+def numgrad_minus_side_at_x(f, x, eps=1e-6):
+    xc = x.clone().reshape(-1)
+    grad = torch.zeros_like(xc)
+    for i in range(xc.numel()):
+        old = xc[i].item()
+        xc[i] = old + eps
+        fp = f(xc.reshape(x.shape)).item()
+        xc[i] -= eps
+        fm = f(xc.reshape(x.shape)).item()
+        xc[i] = old
+        grad[i] = (fp - fm) / (2 * eps)
+    return grad.reshape(x.shape)
+
+
+def _relative(a, n):
+    return ((a - n).abs() / torch.maximum(a.abs(), n.abs()).clamp_min(1e-12)).max().item()
+
+
+@mutant("gradient_check", hint="a step much larger than 1e-6", fails=("finds_bugs",))
+def gradcheck_large_step(f, x):
+    return _relative(_analytic(f, x), _central(f, x, eps=1e-2))
+
+
+@mutant("gradient_check", hint="converting x to float32", fails=("finds_bugs", "correct_is_tiny"))
+def gradcheck_in_float32(f, x):
+    x32 = x.float()
+    return _relative(_analytic(f, x32), _central(f, x32))
+
+
+@mutant("gradient_check", hint="on the caller's x", fails=("input_unchanged",))
+def gradcheck_requires_grad_on_caller(f, x):
+    x.requires_grad_(True)
+    (a,) = torch.autograd.grad(f(x), x)
+    return _relative(a, _central(f, x.detach()))
+
+
+@mutant("gradient_check", fails=("input_unchanged",))
+def gradcheck_backward_on_caller(f, x):
+    x.requires_grad_(True)
+    f(x).backward()
+    return _relative(x.grad, _central(f, x.detach()))
+
+
+@alternative("numerical_gradient")
+def numgrad_ndindex(f, x, eps=1e-6):
+    import numpy as np
+
+    xc, grad = x.detach().clone(), torch.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        keep = xc[idx].item()
+        xc[idx] = keep + eps
+        up = f(xc).item()
+        xc[idx] = keep - eps
+        down = f(xc).item()
+        xc[idx] = keep
+        grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
+@alternative("gradient_check")
+def gradcheck_backward_on_copy(f, x):
+    xr = x.detach().clone().requires_grad_()
+    f(xr).backward()
+    a, n = xr.grad.reshape(-1).tolist(), _central(f, x).reshape(-1).tolist()
+    return float(max(abs(ai - ni) / max(abs(ai), abs(ni), 1e-12) for ai, ni in zip(a, n)))

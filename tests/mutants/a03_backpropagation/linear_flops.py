@@ -56,3 +56,30 @@ def flops_as_floats(batch, d_in, d_out):
 def flops_by_shifts(batch, d_in, d_out):
     macs = batch * d_in * d_out
     return macs << 1, macs << 2
+
+
+# A mistake written by testers who had not seen the hints (appended: the order above is kept).
+
+
+@mutant("linear_flops", hint="for a bias", fails=("forward",))
+def flops_counting_a_bias(batch, d_in, d_out):
+    forward = 2 * batch * d_in * d_out + batch * d_out
+    return forward, 2 * forward
+
+
+@alternative("linear_flops")
+def flops_from_torch_counter(batch, d_in, d_out):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        W = torch.empty(d_out, d_in, requires_grad=True)
+        x = torch.empty(batch, d_in, requires_grad=True)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            y = x @ W.T
+        forward = counter.get_total_flops()
+        with counter:
+            y.backward(torch.ones_like(y))
+        backward = counter.get_total_flops()
+    return int(forward), int(backward)

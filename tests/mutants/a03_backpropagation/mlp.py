@@ -20,7 +20,7 @@ def mlp_forward_cache_swapped(x, params):
     return h @ params["W2"].T + params["b2"], (x, h, z, params)
 
 
-@mutant("mlp_forward", fails=("output", "cache"))
+@mutant("mlp_forward", hint="x @ W1 without the transpose", fails=("output", "cache"))
 def mlp_forward_untransposed(x, params):
     z = x @ params["W1"] + params["b1"]
     h = torch.relu(z)
@@ -152,3 +152,61 @@ def mlp_backward_masked_fill(dout, cache):
     x, z, h, p = cache
     dz = (dout @ p["W2"]).masked_fill(z <= 0, 0.0)
     return {"x": dz @ p["W1"], "W1": dz.T @ x, "b1": dz.sum(0), "W2": dout.T @ h, "b2": dout.sum(0)}
+
+
+# Mistakes written by testers who had not seen the hints (appended: the order above is kept).
+
+
+@mutant("mlp_forward", hint="an nn.Linear layer", fails=("output", "cache"))
+def mlp_forward_nn_linear(x, params):
+    first = torch.nn.Linear(params["W1"].shape[1], params["W1"].shape[0])  # float32
+    with torch.no_grad():
+        first.weight.copy_(params["W1"])
+        first.bias.copy_(params["b1"])
+    z = first(x)
+    h = torch.relu(z)
+    return h @ params["W2"].T + params["b2"], (x, z, h, params)
+
+
+def _backward(dout, cache, *, dh_T=False, dx_T=False, keepdim=False, dim=0, dW1_no_mask=False):
+    x, z, h, p = cache
+    dh = dout @ (p["W2"].T if dh_T else p["W2"])
+    dz = dh * (z > 0)
+    return {"W2": dout.T @ h, "b2": dout.sum(dim, keepdim=keepdim),
+            "W1": (dh if dW1_no_mask else dz).T @ x, "b1": dz.sum(dim, keepdim=keepdim),
+            "x": dz @ (p["W1"].T if dx_T else p["W1"])}
+
+
+@mutant("mlp_backward", hint="dout @ W2.T", fails=("output_layer", "hidden_layer", "input"))
+def mlp_backward_dh_transposed(dout, cache):
+    return _backward(dout, cache, dh_T=True)
+
+
+@mutant("mlp_backward", hint="dz @ W1.T", fails=("output_layer", "hidden_layer", "input"))
+def mlp_backward_dx_transposed(dout, cache):
+    return _backward(dout, cache, dx_T=True)
+
+
+@mutant("mlp_backward", hint="shape (1, d)", fails=("output_layer", "hidden_layer"))
+def mlp_backward_bias_keepdim(dout, cache):
+    return _backward(dout, cache, keepdim=True)
+
+
+@mutant("mlp_backward", hint="summed over dim 1", fails=("output_layer", "hidden_layer"))
+def mlp_backward_bias_over_units(dout, cache):
+    return _backward(dout, cache, dim=1)
+
+
+@mutant("mlp_backward", hint="computed from ∂L/∂h", fails=("hidden_layer",))
+def mlp_backward_dW1_without_mask(dout, cache):
+    return _backward(dout, cache, dW1_no_mask=True)
+
+
+@mutant("mlp_backward", hint="calling autograd", fails=("output_layer", "hidden_layer", "input"))
+def mlp_backward_with_backward(dout, cache):
+    x, _, _, p = cache
+    leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+    xr = x.clone().requires_grad_(True)
+    y = torch.relu(xr @ leaves["W1"].T + leaves["b1"]) @ leaves["W2"].T + leaves["b2"]
+    y.backward(dout)
+    return {"x": xr.grad, **{k: v.grad for k, v in leaves.items()}}
