@@ -107,6 +107,17 @@ def mutant_source(obj, exercise: str) -> str:
     return re.sub(rf"^(def|class) {obj.__name__}\b", rf"\1 {exercise}", source[start.start():], count=1)
 
 
+def _fails_everywhere(obj, exercise: str) -> bool:
+    """Every check fails on seeds 0, 1, 2, and not for a name the cell lacks (stops at the first
+    check that passes: most candidates are rejected after one)."""
+    for spec in checks_for(exercise):
+        for seed in (0, 1, 2):
+            result = evaluate(spec, obj, seed)
+            if result.passed or "is not defined" in result.message:
+                return False
+    return True
+
+
 def wrong_submission(assignment: str, sol):
     """The solution with one exercise replaced by a mutant that fails all of its checks, as a cell of
     its own would (a mutant built on helpers of its module cannot stand in a notebook)."""
@@ -121,10 +132,6 @@ def wrong_submission(assignment: str, sol):
                     exec(compile(source, "<cell mutant>", "exec"), namespace)
                 except Exception:  # (no source of its own, or it needs its module's helpers)
                     continue
-                obj = namespace[exercise]
-                results = [evaluate(s, obj, seed) for s in checks_for(exercise) for seed in (0, 1, 2)]
-                undefined = any("is not defined" in r.message for r in results)
-                if not undefined and not any(r.passed for r in results):
-                    cell = solution_cell_id(sol, exercise)
-                    return exercise, edited(sol, cell, source)
+                if _fails_everywhere(namespace[exercise], exercise):
+                    return exercise, edited(sol, solution_cell_id(sol, exercise), source)
     raise AssertionError(f"no mutant in tests/mutants/{module} fails every check of an exercise")
