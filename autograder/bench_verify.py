@@ -50,22 +50,14 @@ def _every_exercise_wrong(assignment: str, nb):
     and how many exercises were replaced."""
     sys.path.insert(0, str(REPO))
     from primer.grading import VISIBLE_SEED, checks_for, evaluate
-    from tests.grading_course import edited, mutant_source, solution_cell_id
-    from tests.helpers import exercises_in, solution_namespace, spec_module
-    from tests.mutants import load_all
+    from tests.grading_course import edited, solution_cell_id, standalone_mutants
+    from tests.helpers import exercises_in
 
-    variants = [v for v in load_all() if v.assignment == spec_module(assignment) and not v.correct and v.hint]
     replaced = 0
     for exercise in exercises_in(assignment):
-        for variant in (v for v in variants if v.exercise == exercise):
-            namespace = dict(solution_namespace(assignment))
-            try:  # (a mutant made by a factory has no source of its own)
-                source = mutant_source(variant.obj, exercise)
-                exec(compile(source, "<cell bench>", "exec"), namespace)
-            except Exception:
-                continue
-            messages = [evaluate(c, namespace[exercise], VISIBLE_SEED).message for c in checks_for(exercise)]
-            if any(variant.hint in m and "is not defined" not in m for m in messages):
+        for variant, source, obj in standalone_mutants(assignment, exercise):
+            messages = [evaluate(c, obj, VISIBLE_SEED).message for c in checks_for(exercise)]
+            if variant.hint and any(variant.hint in m and "is not defined" not in m for m in messages):
                 nb, replaced = edited(nb, solution_cell_id(nb, exercise), source), replaced + 1
                 break
     return nb, replaced

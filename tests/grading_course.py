@@ -118,20 +118,28 @@ def _fails_everywhere(obj, exercise: str) -> bool:
     return True
 
 
+def standalone_mutants(assignment: str, exercise: str):
+    """(mutant, its source as a cell, the object that cell defines) for each mutant of `exercise`
+    that stands as a cell of its own after the solution's cells (a mutant built on helpers of its
+    module, or made by a factory, cannot stand in a notebook)."""
+    solved = solution_namespace(assignment)
+    for v in load_all():
+        if v.assignment == spec_module(assignment) and v.exercise == exercise and not v.correct:
+            try:
+                source = mutant_source(v.obj, exercise)
+                namespace = dict(solved)
+                exec(compile(source, "<cell mutant>", "exec"), namespace)
+            except Exception:
+                continue
+            yield v, source, namespace[exercise]
+
+
 def wrong_submission(assignment: str, sol):
     """The solution with one exercise replaced by a mutant that fails all of its checks, as a cell of
-    its own would (a mutant built on helpers of its module cannot stand in a notebook)."""
+    its own would."""
     module = spec_module(assignment)
-    solved = solution_namespace(assignment)
     for exercise in exercises_in(assignment):
-        for v in load_all():
-            if v.assignment == module and v.exercise == exercise and not v.correct:
-                try:
-                    source = mutant_source(v.obj, exercise)
-                    namespace = dict(solved)
-                    exec(compile(source, "<cell mutant>", "exec"), namespace)
-                except Exception:  # (no source of its own, or it needs its module's helpers)
-                    continue
-                if _fails_everywhere(namespace[exercise], exercise):
-                    return exercise, edited(sol, solution_cell_id(sol, exercise), source)
+        for _, source, obj in standalone_mutants(assignment, exercise):
+            if _fails_everywhere(obj, exercise):
+                return exercise, edited(sol, solution_cell_id(sol, exercise), source)
     raise AssertionError(f"no mutant in tests/mutants/{module} fails every check of an exercise")

@@ -11,6 +11,7 @@ from primer.exercises.a03_backpropagation.gradient_check_mistakes import (
     GRADCHECK_HINTS,
     INPUT_HINTS,
     NUMGRAD_HINTS,
+    _central,
     _gradcheck_no_floor,
     _gradcheck_norms,
     _gradcheck_over_analytic,
@@ -147,21 +148,7 @@ def _numgrad_flat_f(f, x, eps=1e-6):
 
 
 def _numgrad_eps_ignored(f, x, eps=1e-6):
-    return _central_differences(f, x, 1e-3)
-
-
-def _central_differences(f, x, eps):
-    copy, g = x.clone(), torch.zeros_like(x)
-    flat = copy.view(-1)
-    for i in range(x.numel()):
-        saved = flat[i].item()
-        flat[i] = saved + eps
-        plus = float(f(copy))
-        flat[i] = saved - eps
-        minus = float(f(copy))
-        flat[i] = saved
-        g.view(-1)[i] = (plus - minus) / (2 * eps)
-    return g
+    return _central(f, x, 1e-3)
 
 
 def _numgrad_float32(f, x, eps=1e-6):
