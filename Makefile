@@ -7,6 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+UV := uv==0.13.9  # the installer (pip when it cannot be had)
 
 .PHONY: lab test test-exercise setup release autograde feedback grades bench-grading bench-verify progress lint clean assignment-given
 
@@ -20,13 +21,20 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-lock.txt
+$(STAMP): pyproject.toml requirements-lock.txt tools/uv_options.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version)'
 	$(PYTHON) -m venv $(VENV)
 	@# CPU-only torch: PyTorch's CPU index when it answers, else the configured index (tools/torch_index.py).
+	@# uv installs the lock in seconds (pip: about 50 s), from the sources pip is configured with
+	@# (tools/uv_options.py); pip does it when uv cannot be had or fails.
 	@# (grep hides pip's notes about this machine's local wheel folders; pip's own status is kept)
-	$(BIN)/python -m pip install --quiet --no-compile $$($(PYTHON) tools/torch_index.py) -c requirements-lock.txt -e ".[dev]" 2>&1 \
-	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }; test $${PIPESTATUS[0]} -eq 0
+	torch_index="$$($(PYTHON) tools/torch_index.py)"; \
+	{ $(BIN)/python -m pip install --quiet $(UV) 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; } \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python $$($(BIN)/python tools/uv_options.py $$torch_index) \
+	     -c requirements-lock.txt -e ".[dev]"; } \
+	|| { echo "uv could not install the environment: installing it with pip"; \
+	     $(BIN)/python -m pip install --quiet --no-compile $$torch_index -c requirements-lock.txt -e ".[dev]" 2>&1 \
+	       | { grep -v "is ignored: it is neither a file nor a directory" || true; }; test $${PIPESTATUS[0]} -eq 0; }
 	@# Byte-compiled here on every core (pip compiles one file at a time: 10 s more on 2 cores). The
 	@# grading sandbox cannot write .pyc files, so they must exist. Skipped: torch's one file that
 	@# only Python 3.12 can compile (pip skips it too).

@@ -81,3 +81,19 @@ def test_cpu_torch_index_is_used_when_it_answers_and_skipped_when_not():
     closed.close()
     assert not torch_index.reachable(f"http://127.0.0.1:{port}/", seconds=1)
     assert not torch_index.reachable("not a url")
+
+
+def test_uv_is_told_the_sources_pip_is_configured_with(tmp_path):
+    from tools import uv_options
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    listing = (f":env:.find-links='{wheels}'\nglobal.find-links='{wheels}'\n"
+               f"global.extra-index-url='file://{tmp_path}/missing https://mirror.example/simple'\n"
+               "global.cert='/etc/ssl/certs/ca-certificates.crt'\nnot a setting\n")
+    config = uv_options.pip_config(listing)
+    assert config["find-links"] == [str(wheels)]  # named twice, given once
+    assert uv_options.uv_options(config, ["--extra-index-url", "https://cpu.example"]) == [
+        "--index-strategy", "unsafe-best-match",  # pip's rule: the best version from all indexes
+        "--extra-index-url", "https://mirror.example/simple",  # (the missing folder is left out)
+        "--find-links", str(wheels), "--extra-index-url", "https://cpu.example"]
