@@ -48,6 +48,25 @@ def grade(course: Path, *args: str, timeout: float = 600) -> subprocess.Complete
     return run([sys.executable, "autograder/grade.py", A, "--no-progress", *args], course, timeout=timeout)
 
 
+def grade_here(capfd, course: Path, *args: str) -> subprocess.CompletedProcess:
+    """grade.py's main() in this process: what `grade` runs, without a new interpreter's imports
+    (test_killed_at_random_moments_then_resumed and the end-to-end tests run the script itself)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grade_script", course / "autograder" / "grade.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    saved_path, saved_env = list(sys.path), os.environ.get("PATH")
+    capfd.readouterr()  # (what came before is not this run's)
+    try:
+        code = script.main([A, "--no-progress", *args], course=course)
+    finally:
+        sys.path[:] = saved_path
+        os.environ["PATH"] = saved_env
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
 def cell_scores(course: Path) -> dict[str, dict[str, float]]:
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -94,7 +113,7 @@ def shared_secret(tmp_path_factory):
 
 
 class TestClassRun:
-    def test_class_run(self, tmp_path, shared_secret, monkeypatch):
+    def test_class_run(self, tmp_path, shared_secret, monkeypatch, capfd):
         course = make_course(tmp_path / "course")
         solution = notebooks.read(course / "solutions" / A / NB)
         release = notebooks.read(course / "notebooks" / A / NB)
@@ -189,7 +208,7 @@ class TestClassRun:
             stamps = {p: p.stat().st_mtime_ns for p in records}
             stamps |= {feedback(course, s): feedback(course, s).stat().st_mtime_ns for s in scores}
             before = nbgrader_plugin.course_fingerprint()
-            again = grade(course, "--workers", "2")
+            again = grade_here(capfd, course, "--workers", "2")
             assert again.returncode == 0, again.stderr
             if before == fingerprint == nbgrader_plugin.course_fingerprint():
                 break
@@ -200,14 +219,14 @@ class TestClassRun:
         # A changed submission is regraded and its feedback regenerated; the others are skipped.
         submit(course, "untouched", solution)
         old_feedback = feedback(course, "untouched").read_text()
-        again = grade(course, "--workers", "2")
+        again = grade_here(capfd, course, "--workers", "2")
         assert again.returncode == 0, again.stderr
         assert totals(course)["untouched"] == total
         assert feedback(course, "untouched").read_text() != old_feedback
         assert feedback(course, "solution").stat().st_mtime_ns == stamps[feedback(course, "solution")]
 
         # --student X --force regrades just X.
-        again = grade(course, "--student", "one_wrong", "--force")
+        again = grade_here(capfd, course, "--student", "one_wrong", "--force")
         assert again.returncode == 0, again.stderr
         assert set(lines_by_student(again.stdout)) >= {"one_wrong"}
         assert "solution" not in lines_by_student(again.stdout)
@@ -216,19 +235,19 @@ class TestClassRun:
         assert totals(course)["one_wrong"] == total - points_of(solution, wrong_ex)
 
         # Bad arguments fail the run (non-zero), bad submissions never do.
-        assert grade(course, "--student", "nobody").returncode == 1
+        assert grade_here(capfd, course, "--student", "nobody").returncode == 1
 
         # A second run while one is in progress refuses, and changes nothing.
         submit(course, "solution", release)  # (would be regraded, were the run allowed)
         before = totals(course)
         with open(course / "autograder" / f".grading-{A}.lock", "a+") as held:  # a run in progress
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            out = grade(course)
+            out = grade_here(capfd, course)
         assert out.returncode == 1
         assert "another grading run" in out.stderr and "in progress" in out.stderr
         assert totals(course) == before
 
-    def test_killed_at_random_moments_then_resumed(self, tmp_path, shared_secret):
+    def test_killed_at_random_moments_then_resumed(self, tmp_path, shared_secret, capfd):
         """SIGKILL, SIGTERM or SIGINT at 10 random moments, resuming each time: the
         same grades and feedback as an uninterrupted run (another course with the same secret, hence
         the same seeds)."""
@@ -239,7 +258,7 @@ class TestClassRun:
             solution = notebooks.read(course / "solutions" / A / NB)
             submit(course, "solution", solution)
             submit(course, "one_wrong", wrong_submission(solution)[1])
-        assert grade(courses["plain"], "--workers", "2").returncode == 0
+        assert grade_here(capfd, courses["plain"], "--workers", "2").returncode == 0
 
         killed = courses["killed"]
         rng = random.Random(13)

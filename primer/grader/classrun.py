@@ -4,7 +4,8 @@
 
 Two phases that overlap:
 
-1. N worker processes (spawned: the parent holds a gradebook connection and threads). Each does
+1. N worker processes (forked from a fork server that has imported their modules once: the
+   parent holds a gradebook connection and threads). Each does
    nbgrader's sanitize pass in process on one submitted notebook (the same preprocessors, the
    same exporter, the course's config), then runs `VerifiedExecute` on the result. That runs the
    learner's code in the sandbox (uid = uid_base + worker index) and saves the verification under
@@ -68,13 +69,32 @@ def load_config(course: Path, overrides: dict | None = None):
 
 # --------------------------------------------------------------------------- the workers
 
-def _worker_main(course: str, overrides: dict, index: int, tasks, results) -> None:
-    """A spawned worker: verifies tasks until it gets None. Not a multiprocessing.Pool worker:
-    those are daemonic, and verifying some assignments (06) starts processes of its own."""
+# What a worker imports before its first submission, imported once by multiprocessing's fork
+# server, from which every worker is forked: N workers cost one import (2-3 s of CPU), not N.
+WORKER_PRELOAD = ["primer.grader.classrun", "primer.grader.nbgrader_plugin", "primer.grader.verify",
+                  "nbgrader.converters", "nbgrader.coursedir"]
+
+
+def _worker_context():
+    """Workers come from a fork server: a fresh process (this one has threads and a database
+    connection, which forking would copy) that has imported WORKER_PRELOAD. It lives as long as
+    this process, so later runs in it (tests, a notebook) start their workers warm."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(WORKER_PRELOAD)
+    return ctx
+
+
+def _worker_main(course: str, overrides: dict, index: int, tasks, results, environ: dict) -> None:
+    """A worker: verifies tasks until it gets None. Not a multiprocessing.Pool worker: those are
+    daemonic, and verifying some assignments (06) starts processes of its own."""
     with contextlib.suppress(Exception):  # die with the parent: a SIGKILLed run leaves no orphans
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before prctl
+    if os.getppid() == 1:  # the parent (the fork server, which dies with the run) died before prctl
         os._exit(1)
+    # The fork server's environment is the one of its start: the run's is this run's (its course
+    # secret, its PATH), as a spawned process would have it.
+    os.environ.clear()
+    os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the parent's stop: atexit removes its sandbox
     overrides = json.loads(json.dumps(overrides))
@@ -139,10 +159,11 @@ def _work(config, course: Path, task: tuple[str, str, str]) -> tuple[str, str, d
 class ClassRun:
     def __init__(self, course: Path, assignment: str, *, workers: int | None = None,
                  students: list[str] | None = None, force: bool = False,
-                 cell_seconds: float | None = None, out=sys.stdout, progress: bool = True):
+                 cell_seconds: float | None = None, out=None, progress: bool = True):
         self.course, self.assignment = Path(course).resolve(), assignment
         self.workers = max(1, workers or os.cpu_count() or 1)
-        self.only, self.force, self.out, self.progress = students or [], force, out, progress
+        self.only, self.force, self.progress = students or [], force, progress
+        self.out = out or sys.stdout  # (the current one, not the one when this module was imported)
         self.overrides = {"VerifiedExecute": {"cell_seconds": cell_seconds}} if cell_seconds else {}
         # if this process must verify after all (the course's code changed mid-run), its sandbox
         # gets a uid of its own, next to the workers' (uid_base + 0 .. workers - 1)
@@ -253,12 +274,12 @@ class ClassRun:
             traitlets_log.setLevel(level)
         bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="student",
                    file=sys.stderr, disable=not self.progress, dynamic_ncols=True)
-        ctx = multiprocessing.get_context("spawn")  # not fork: this process has threads and a DB
+        ctx = _worker_context()
         tasks, results = ctx.Queue(), ctx.Queue()
         for task in todo:
             tasks.put(task)
         workers = [ctx.Process(target=_worker_main, name=f"grading-worker-{i}",
-                               args=(str(self.course), self.overrides, i, tasks, results))
+                               args=(str(self.course), self.overrides, i, tasks, results, dict(os.environ)))
                    for i in range(min(self.workers, len(todo)))]
         for worker in workers:
             tasks.put(None)  # one stop sign each, after the tasks
