@@ -1,9 +1,10 @@
 """A learner's progress report: `make progress`, or `python -m primer.progress notebooks`.
 
-For every assignment it runs, in a fresh Python process per notebook, the notebook's set-up
-cell, the learner's cells (the ones marked `# YOUR CODE HERE` in the release) and the visible
-part of every graded test cell, then prints a table: assignment → exercise → passed, failed
-(with the first line of the check's explanation) or not started, with points and a total.
+For every assignment it runs, in a process of its own per notebook (forked from one that has
+imported torch and the course once), the notebook's set-up cell, the learner's cells (the ones
+marked `# YOUR CODE HERE` in the release) and the visible part of every graded test cell, then
+prints a table: assignment → exercise → passed, failed (with the first line of the check's
+explanation) or not started, with points and a total.
 
 It reads the notebooks and never writes to them (no outputs are saved, nothing is renamed).
 Demonstration cells are not run, so the report is quick. The grade itself comes from the
@@ -23,7 +24,6 @@ import json
 import os
 import pkgutil
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -178,16 +178,54 @@ def run_notebook(path: Path, results: Path) -> None:
         emit({"cpu_seconds": time.process_time()})  # all of this process's threads
 
 
-def _start(entry: Notebook, results: Path) -> subprocess.Popen:
+# What every notebook's worker imports before anything else (torch alone is about 1.5 s of CPU).
+# A fork server imports them once, and each notebook's worker is forked from it: still a fresh
+# process per notebook, with the learner's code in it alone. (A process has one fork server: if
+# the grader's started it first, its preload is the one, and these are imported by each worker.)
+WORKER_PRELOAD = ["torch", "matplotlib.pyplot", "IPython.core.interactiveshell", "primer"]
+
+
+def _worker(path: str, results: str) -> None:
+    """A notebook's worker, forked from the fork server: a session of its own (so that a deadline
+    kills it and whatever it started), nothing on stdin or stdout, stderr kept for the report."""
+    os.setsid()
+    with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out, \
+            open(Path(results).with_suffix(".stderr"), "wb") as err:
+        os.dup2(null_in.fileno(), 0)
+        os.dup2(null_out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+    sys.stdin, sys.stdout, sys.stderr = (open(0, "r", closefd=False), open(1, "w", closefd=False),
+                                         open(2, "w", closefd=False))
+    sys.dont_write_bytecode = True
     # IPYTHONDIR: a throw-away profile, so that nothing is written to the learner's ~/.ipython.
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1",
-               IPYTHONDIR=str(results.with_suffix(".ipython")))
-    return subprocess.Popen([sys.executable, "-m", "primer.progress", "--worker", str(entry.path.resolve()),
-                             str(results)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    os.environ.update(MPLBACKEND="Agg", IPYTHONDIR=str(Path(results).with_suffix(".ipython")))
+    import matplotlib
+
+    matplotlib.use("Agg")  # (pyplot may have been imported with the fork server's backend)
+    try:
+        run_notebook(Path(path), Path(results))
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
 
 
-def _collect(entry: Notebook, results: Path, proc: subprocess.Popen, timed_out: float | None) -> None:
+def _start(entry: Notebook, results: Path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(WORKER_PRELOAD)
+    proc = ctx.Process(target=_worker, args=(str(entry.path.resolve()), str(results)),
+                       name=f"primer-progress-{entry.assignment}")
+    proc.start()
+    return proc
+
+
+def _collect(entry: Notebook, results: Path, proc, timed_out: float | None) -> None:
     records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line]
     by_id = {c.grade_id: c for c in entry.cells}
     notes = []
@@ -201,9 +239,10 @@ def _collect(entry: Notebook, results: Path, proc: subprocess.Popen, timed_out: 
             by_id[record["grade_id"]].message = record["message"]
     if timed_out is not None:
         notes.append(f"stopped after {timed_out:g} s (a loop that never ends?); later tests were not run")
-    elif proc.returncode != 0:
-        stderr = proc.stderr.read().decode(errors="replace").strip().splitlines() if proc.stderr else []
-        notes.append(f"the notebook's process stopped (exit code {proc.returncode})"
+    elif proc.exitcode != 0:
+        err = results.with_suffix(".stderr")
+        stderr = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
+        notes.append(f"the notebook's process stopped (exit code {proc.exitcode})"
                      + (f": {stderr[-1]}" if stderr else ""))
     entry.note = "; ".join(notes)
 
@@ -213,7 +252,7 @@ def run_all(entries: list[Notebook], timeout: float = DEFAULT_TIMEOUT, jobs: int
     todo = [e for e in entries if not e.problem]
     jobs = max(1, jobs or min(len(todo), os.cpu_count() or 1))
     with tempfile.TemporaryDirectory(prefix="primer-progress-") as tmp:
-        running: list[tuple[Notebook, Path, subprocess.Popen, float]] = []
+        running: list = []  # (entry, its results file, its process, when it started)
         while todo or running:
             while todo and len(running) < jobs:
                 entry = todo.pop(0)
@@ -224,17 +263,19 @@ def run_all(entries: list[Notebook], timeout: float = DEFAULT_TIMEOUT, jobs: int
             for item in list(running):
                 entry, results, proc, started = item
                 elapsed = time.monotonic() - started
-                if proc.poll() is None and elapsed < timeout:
+                if proc.is_alive() and elapsed < timeout:
                     continue
                 timed_out = None
-                if proc.poll() is None:
-                    os.killpg(proc.pid, 9)  # the worker and anything it started
-                    proc.wait()
+                if proc.is_alive():
+                    try:
+                        os.killpg(proc.pid, 9)  # the worker and anything it started
+                    except ProcessLookupError:  # (not yet in a session of its own)
+                        proc.kill()
                     timed_out = timeout
+                proc.join()
                 entry.seconds = elapsed
                 _collect(entry, results, proc, timed_out)
-                if proc.stderr:
-                    proc.stderr.close()
+                proc.close()
                 running.remove(item)
 
 
@@ -307,11 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds per notebook (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: CPU count)")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        run_notebook(Path(args.worker[0]), Path(args.worker[1]))
-        return 0
     folder = Path(args.folder)
     entries = discover(folder)
     run_all(entries, timeout=args.timeout, jobs=args.jobs)
