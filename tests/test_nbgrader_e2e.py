@@ -2,9 +2,9 @@
 exercise replaced by a known mutant loses exactly that exercise's points.
 
 06 (processes started inside the sandbox) goes end to end through `autograder/grade.py`: two
-sandboxed workers, nbgrader's gradebook and feedback. 02–05 and 07 (gloo ranks in the sandbox, as
-06) are verified directly (primer.grader.
-verify, the same sandbox and judge; nbgrader's part is the same for every assignment). Assignment
+sandboxed workers, nbgrader's gradebook and feedback. 02–05 and 07 (07: gloo ranks in the
+sandbox, as 06) are verified directly (primer.grader.verify: the same sandbox, warm as a grading
+worker's, and judge; nbgrader's part is the same for every assignment). Assignment
 01 is graded end to end by tests/test_classrun.py (a class, the release included),
 test_adversarial.py (attacks), test_postgres.py and test_zip_collect.py.
 """
@@ -15,6 +15,7 @@ import sys
 
 from primer import notebooks
 from primer.exercises import sandbox_preload
+from primer.grader import zygote
 from primer.grader.sandbox import Sandbox
 from primer.grader.verify import verify
 from tests.grading_course import (
@@ -68,13 +69,19 @@ def check_verified_scores(assignment: str) -> None:
     wrong_exercise, wrong = wrong_submission(assignment, sol)
     sandbox = Sandbox()
     uid = sandbox.uid_base + 40 + ASSIGNMENTS.index(assignment)  # not a class-run worker's
+    # as a grading worker does: one zygote for both notebooks, where one can serve (as root)
+    box = zygote.WarmSandbox(sandbox, uid, sandbox_preload(assignment)) if zygote.usable() else sandbox
     full = total_points(sol)
-    for nb, expected in ((sol, full), (wrong, full - points_of(sol, wrong_exercise))):
-        result = verify(nb, rel, seed=4321, sandbox=sandbox, uid=uid, preload=sandbox_preload(assignment),
-                        notebook_dir=solution_notebook(assignment).parent)
-        failed = [c.message for c in result.cells if not c.passed]
-        assert result.score == expected, (result.problem, failed)
-        assert not result.problem and not result.notes
+    try:
+        for nb, expected in ((sol, full), (wrong, full - points_of(sol, wrong_exercise))):
+            result = verify(nb, rel, seed=4321, sandbox=box, uid=uid, preload=sandbox_preload(assignment),
+                            notebook_dir=solution_notebook(assignment).parent)
+            failed = [c.message for c in result.cells if not c.passed]
+            assert result.score == expected, (result.problem, failed)
+            assert not result.problem and not result.notes
+    finally:
+        if box is not sandbox:
+            box.remove()
 
 
 # One class per assignment: pytest-xdist's --dist loadscope sends each class to its own worker.
