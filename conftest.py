@@ -8,13 +8,17 @@ tests on its worker); a new slow module belongs here too. Only the order changes
 runs, each scope on one worker.
 """
 
+import pytest
+
+from tests.helpers import solution_output_problem
+
 SECONDS = {  # by node id prefix; the longest matching prefix counts
-    "tests/test_browser.py": 205,
-    "tests/test_classrun.py": 155,
-    "tests/test_exercises.py": 145,
-    "tests/test_progress.py": 90,
+    "tests/test_browser.py": 140,
+    "tests/test_classrun.py": 150,
+    "tests/test_exercises.py": 290,
+    "tests/test_progress.py": 33,
     "tests/test_adversarial.py": 65,
-    "tests/test_nbgrader_e2e.py::TestAutograde06": 50,
+    "tests/test_nbgrader_e2e.py::TestAutograde06": 40,
     "tests/test_postgres.py": 32,
     "tests/test_a06_torchrun.py": 32,
     "tests/test_launch.py": 26,
@@ -50,3 +54,19 @@ def _seconds(nodeid: str) -> int:
 
 def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: -_seconds(item.nodeid))  # stable: the order within a scope is kept
+
+
+# --------------------------------------------------------------------------- solution notebooks
+# nbval executes every solution notebook (hidden tests included) and fails a cell that raises.
+# What a solution cell shows is checked here, on the outputs nbval collected (no second run):
+# nothing on stderr (a warning a learner would see), and every figure shown as an image, not as
+# its text ("<Figure size 640x480 with 1 Axes>", which is what a broken backend gives).
+# tests/test_browser.py shows the released notebooks, and 01 completed, in JupyterLab itself.
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    outcome = yield
+    if outcome.excinfo is None and item.nodeid.startswith("solutions/") and hasattr(item, "test_outputs"):
+        problem = solution_output_problem(item.test_outputs)
+        if problem:
+            outcome.force_exception(AssertionError(f"{item.nodeid}: {problem}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from primer import notebooks
@@ -38,3 +39,17 @@ def exercises_in(assignment: str) -> list[str]:
     """Exercise names, in notebook order, from the checks its graded cells call."""
     cells = notebooks.graded_cells(notebooks.read(solution_notebook(assignment)))
     return list(dict.fromkeys(k.split(".")[0] for c in cells for k in c.check_keys))
+
+
+# What a solution cell may not show (conftest.py checks it on the outputs nbval collected).
+FIGURE_AS_TEXT = re.compile(r"<Figure size .* with \d+ Axes>")
+
+
+def solution_output_problem(outputs) -> str | None:
+    for out in outputs or []:
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            return f"the cell wrote to stderr: {out.get('text', '')[:500]}"
+        data = out.get("data") or {}
+        if FIGURE_AS_TEXT.search(data.get("text/plain", "")) and "image/png" not in data:
+            return f"a figure shown as text, not as an image: {data['text/plain'][:100]}"
+    return None
