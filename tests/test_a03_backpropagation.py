@@ -63,3 +63,15 @@ def test_deep_chain_reports_recursion_error_clearly():
                       Recursive)
     assert not result.passed
     assert "RecursionError" in result.message and "iterative" in result.message, result.message
+
+
+
+def test_a_log_of_exactly_one_is_labelled_not_a_division_by_zero():
+    """Seed 1052882748 draws a program that takes the log of a node equal to 1.0. Labelling the
+    nodes builds the plain-Python Value with no mistake, whose log also evaluated the mistake
+    1 / log(x): a ZeroDivisionError in the grader, and that student could not be graded."""
+    from primer.exercises.a03_backpropagation.value_mistakes import _scalar_value_class
+
+    assert _scalar_value_class(None)(1.0).log().data == 0.0
+    check = get_check("Value.forward")
+    assert evaluate(check, check.reference, 1052882748).passed

@@ -90,9 +90,11 @@ def _scalar_value_class(mistake: str | None = None):
 
         def log(self):
             x = self.data
-            local = {"log_mul": x, "log_log": math.log(x),
-                     "log_out": 1.0 / math.log(x)}.get(mistake, 1.0 / x)
-            return self._make(math.log(x), [(self, local)])
+            # Only the rule in use is evaluated: 1 / log(x) divides by zero at x = 1, where the
+            # correct 1 / x is fine (the correct class is made here too, mistake None).
+            rule = {"log_mul": lambda: x, "log_log": lambda: math.log(x),
+                    "log_out": lambda: 1.0 / math.log(x)}.get(mistake, lambda: 1.0 / x)
+            return self._make(math.log(x), [(self, rule())])
 
         def tanh(self):
             t = math.tanh(self.data)
