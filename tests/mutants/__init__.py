@@ -10,6 +10,7 @@ exercise or group of exercises (imported by the package in the notebook's order)
     def ce_with_logsumexp(...): ...
 
 The decorated function or class is what the learner would define under the exercise's name.
+A mutant whose every failure is a deadlock says so: `@mutant(..., deadlocks=True)` (Variant).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Variant:
     correct: bool
     hint: str | None = None  # a substring the failure message must contain
     fails: tuple[str, ...] = ()  # check names that must fail (default: at least one)
+    # Every check it fails ends in a deadlock. tests/test_exercises.py runs such a mutant with a
+    # short process-group timeout: a deadlock is one at any timeout, and each check it must fail
+    # would otherwise wait out the 4 s the checks allow a slow but correct program.
+    deadlocks: bool = False
 
     @property
     def id(self) -> str:
@@ -43,9 +48,9 @@ def _module_name(obj) -> str:
     return obj.__module__.split(".")[2]
 
 
-def mutant(exercise: str, hint: str | None = None, fails: tuple[str, ...] = ()):
+def mutant(exercise: str, hint: str | None = None, fails: tuple[str, ...] = (), deadlocks: bool = False):
     def register(obj):
-        VARIANTS.append(Variant(_module_name(obj), exercise, obj, False, hint, fails))
+        VARIANTS.append(Variant(_module_name(obj), exercise, obj, False, hint, fails, deadlocks))
         return obj
     return register
 

@@ -78,7 +78,8 @@ def broadcast_by_reassigning_data(model, src=0):
             dist.broadcast(b, src)
 
 
-@mutant("broadcast_parameters", hint="never called", fails=("from_rank_0", "any_source", "buffers"))
+@mutant("broadcast_parameters", hint="never called", fails=("from_rank_0", "any_source", "buffers"),
+        deadlocks=True)
 def broadcast_only_on_the_source(model, src=0):
     if dist.get_rank() == src:  # the other ranks never call broadcast: a deadlock
         for t in model.state_dict().values():

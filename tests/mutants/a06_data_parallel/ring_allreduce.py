@@ -6,7 +6,8 @@ import torch.distributed as dist
 from tests.mutants import alternative, mutant
 
 
-@mutant("ring_allreduce", hint="waiting in a blocking dist.send", fails=("two_ranks", "uneven", "traffic"))
+@mutant("ring_allreduce", hint="waiting in a blocking dist.send", fails=("two_ranks", "uneven", "traffic"),
+        deadlocks=True)
 def ring_with_blocking_sends(tensor):
     rank, world = dist.get_rank(), dist.get_world_size()
     chunks = list(tensor.view(-1).tensor_split(world))

@@ -75,7 +75,8 @@ def pipeline_whole_batch(stage, micro_batches, targets, loss_fn):
     return _gpipe(stage, [torch.cat(micro_batches)], [torch.cat(targets)], loss_fn)
 
 
-@mutant("pipeline_forward_backward", hint="deadlock", fails=("matches_sequential", "schedule"))
+@mutant("pipeline_forward_backward", hint="deadlock", fails=("matches_sequential", "schedule"),
+        deadlocks=True)
 def pipeline_receives_before_sending(stage, micro_batches, targets, loss_fn):
     rank, world = dist.get_rank(), dist.get_world_size()
     m = len(micro_batches)
