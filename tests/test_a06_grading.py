@@ -23,9 +23,8 @@ from tests.mutants.a06_data_parallel import ring_allreduce as ring_mutants
 
 ASSIGNMENT = "06_data_parallel"
 
-DEADLOCK = "\n".join(line for line in inspect.getsource(ring_mutants.ring_with_blocking_sends).splitlines()
-                     if not line.startswith("@")).replace("def ring_with_blocking_sends",
-                                                          "def ring_allreduce")
+_MUTANT = inspect.getsource(ring_mutants.ring_with_blocking_sends)  # from its decorator on
+DEADLOCK = _MUTANT[_MUTANT.index("def "):].replace("def ring_with_blocking_sends", "def ring_allreduce")
 RAISES = '''
 def allreduce_gradients(model):
     if dist.get_rank() == 1:
