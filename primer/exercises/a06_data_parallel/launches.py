@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from primer.exercises._common import seeded
 from primer.grading import Case
 from primer.launch import DeadlockError
 
@@ -216,8 +217,7 @@ def _numpy(tensors) -> list[np.ndarray]:
 def _seeded_model(seed: int, *widths: int, batchnorm: bool = False) -> nn.Module:
     """An MLP with tanh between its Linear layers (and a BatchNorm1d after the first, if asked)."""
     layers: list[nn.Module] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
             if i:
                 layers.append(nn.Tanh())

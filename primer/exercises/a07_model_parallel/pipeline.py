@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from primer.exercises._common import seed_from
+from primer.exercises._common import seed_from, seeded
 from primer.grading import Case, Check, Hint, register
 from primer.launch import launch
 
@@ -28,8 +28,7 @@ _D, _PER_MICRO_BATCH = 4, 2
 
 
 def _model(seed: int, stages: int) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return nn.Sequential(*[nn.Sequential(nn.Linear(_D, _D), nn.Tanh()) for _ in range(stages)])
 
 

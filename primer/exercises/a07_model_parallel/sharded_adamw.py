@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from primer.exercises._common import seed_from
+from primer.exercises._common import seed_from, seeded
 from primer.grading import Case, Check, Hint, register
 from primer.launch import launch
 
@@ -38,8 +38,7 @@ _HYPER = {"lr": 0.05, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 0.1}
 
 
 def _model(seed: int) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = nn.Sequential(nn.Linear(_WIDTHS[0], _WIDTHS[1]), nn.Tanh(),
                               nn.Linear(_WIDTHS[1], _WIDTHS[2]))
     return model.double()

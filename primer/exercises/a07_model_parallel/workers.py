@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from primer.exercises._common import seeded
 from primer.exercises.a06_data_parallel.launches import (  # noqa: F401  (re-exported)
     CHECK_TIMEOUT,
     LAUNCH_TIMEOUT,
@@ -94,8 +95,7 @@ def part(n: int, rank: int, world_size: int) -> slice:
 
 
 def seeded_linear(seed: int, d_in: int, d_out: int) -> nn.Linear:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return nn.Linear(d_in, d_out)
 
 
