@@ -16,8 +16,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 ## make test: the whole test suite (creates .venv on first use)
+# glibc's malloc asks for transparent huge pages: a process's heap (torch's: 85 MB) then takes ~40
+# page table entries instead of tens of thousands, which the kernel copies on every fork and frees
+# on every exit. 06/07's checks fork thousands of gloo ranks from the test process (and kernels):
+# tests/test_exercises.py alone, 156 s -> 134 s. Results are the same; the sandbox does not pass it on.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder --nbval-lax tests solutions $(PYTEST_ARGS)
+	GLIBC_TUNABLES=$${GLIBC_TUNABLES:+$$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1 $(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder --nbval-lax tests solutions $(PYTEST_ARGS)
 
 setup: $(STAMP)
 

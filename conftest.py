@@ -39,6 +39,15 @@ SECONDS = {  # by node id prefix; the longest matching prefix counts
 
 
 def pytest_configure(config):
+    # Tests interrupt the programs they start (a kernel's launch, an instructor's grade.py) with
+    # SIGINT. A shell starts a background job (`make test &`) with SIGINT ignored, every program
+    # it starts would inherit that, and an ignored SIGINT interrupts nothing: the tests would hang
+    # or pass vacuously. Handled here, it is the default again in every program started after.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     # Two test workers share two cores: each judges in-process checks on one torch thread. Their
     # tensors are tiny, and two workers' thread pools spinning on two cores cost system time
     # (tests/test_exercises.py: 101 s of CPU with torch's default threads, 85 s with one).
