@@ -1,9 +1,9 @@
-"""The suite's order: the slowest scopes first, so that `pytest -n 2 --dist loadscope` ends both
+"""The suite's order: the slowest scopes first, so that `pytest -n 3 --dist loadscope` ends the
 workers at about the same time. xdist hands scopes out in collection order only with
 `--no-loadscope-reorder` (the Makefile passes it): by default it sorts scopes by their number of
 tests, which ran the 6-test browser module late and left one worker idle for the last 40 s.
 
-The seconds are rough figures from `make test` on 2 cores (the start and end of each scope's
+The seconds are rough figures from `make test` (2 workers) on 2 cores (the start and end of each scope's
 tests on its worker); a new slow module belongs here too. Only the order changes: every test
 runs, each scope on one worker.
 """
@@ -48,7 +48,7 @@ def pytest_configure(config):
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    # Two test workers share two cores: each judges in-process checks on one torch thread. Their
+    # The test workers share two cores: each judges in-process checks on one torch thread. Their
     # tensors are tiny, and two workers' thread pools spinning on two cores cost system time
     # (tests/test_exercises.py: 101 s of CPU with torch's default threads, 85 s with one).
     import torch
