@@ -65,7 +65,6 @@ def test_deep_chain_reports_recursion_error_clearly():
     assert "RecursionError" in result.message and "iterative" in result.message, result.message
 
 
-
 def test_a_log_of_exactly_one_is_labelled_not_a_division_by_zero():
     """Seed 1052882748 draws a program that takes the log of a node equal to 1.0. Labelling the
     nodes builds the plain-Python Value with no mistake, whose log also evaluated the mistake
